@@ -1,0 +1,373 @@
+using RAllocator.Protocol.Layout;
+
+namespace RAllocator.Blade;
+
+// The steps of one agent pass. Each rule's safety argument is in spec/protocol.md under the same heading.
+public sealed partial class BladeAgent
+{
+    private readonly long[] _countByState = new long[4];
+    private ulong[] _generations = [];
+
+    private void RecoverAfterRestart(BladeState state)
+    {
+        _generations = state.Slabs.Select(s => s.Generation).ToArray();
+        foreach (var slab in state.Slabs)
+        {
+            _countByState[(int)slab.State]++;
+            if (slab.State == SlabState.Ringed)
+            {
+                _ringedSlabByTicket[slab.Generation] = slab.Index;
+            }
+        }
+
+        // Durable acknowledgements first: an acknowledged slab is owned whatever else happened.
+        foreach (var node in state.Nodes.Where(n => n.Registered))
+        {
+            DrainAcknowledgements(node.Node, node.Header);
+            DrainFrees(node.Node, node.Header);
+        }
+
+        if (!Faults.SkipRestartRecovery)
+        {
+            // Every acquisition in flight died with the blade's connections. Empty the ring before freeing the
+            // slabs it named, so no entry ever points at a free slab.
+            var ring = _image.Region;
+            for (long i = 0; i < _layout.RingCount; i++)
+            {
+                _layout.Ring(ring, i).StoreWord(0);
+            }
+
+            ring.Persist(_layout.RingOffset, _layout.RingLengthBytes);
+            foreach (var slab in _ringedSlabByTicket.Values.ToArray())
+            {
+                Release(slab);
+            }
+
+            _ringedSlabByTicket.Clear();
+
+            // Tickets below the old sequencer or fill mark may be held by nodes that have not yet noticed the
+            // restart; skipping past them (and past one in-flight ticket per node) keeps every new ticket's tag
+            // different from theirs.
+            var sequencer = _layout.Sequencer(_image.Region);
+            ulong next = Math.Max(state.Sequencer, state.FilledThroughTicket) + _geometry.RingCapacity + _geometry.MaxNodes + 1;
+            sequencer.StoreSequencer(next);
+            sequencer.PersistSequencer();
+            _filledThrough = next;
+        }
+        else
+        {
+            _filledThrough = state.FilledThroughTicket;
+        }
+
+        var control = _layout.Control(_image.Region);
+        control.StoreFilledThroughTicket(_filledThrough);
+        control.StoreGlobalEpoch(_globalEpoch);
+        control.Persist();
+        _firstTicketOfIncarnation = _filledThrough;
+    }
+
+    private void UpdateLiveness(NodeHeader[] headers)
+    {
+        for (uint node = 0; node < headers.Length; node++)
+        {
+            var header = headers[node];
+            var live = _nodes[node];
+            if (header.Incarnation != live.Incarnation)
+            {
+                // A restarted node: its previous incarnation's in-flight acquisition is void, its lease starts over.
+                _nodes[node] = new NodeLiveness(header.Heartbeat, header.Incarnation);
+                continue;
+            }
+
+            if (header.Heartbeat != live.Heartbeat)
+            {
+                live.Heartbeat = header.Heartbeat;
+                live.TicksUnchanged = 0;
+                continue;
+            }
+
+            if (header.Incarnation != 0 && !live.Expired && ++live.TicksUnchanged >= _geometry.NodeLeaseTicks)
+            {
+                live.Expired = true;
+                _stats = _stats with { LeasesExpired = _stats.LeasesExpired + 1 };
+                NodeLeaseExpired?.Invoke(node);
+            }
+        }
+    }
+
+    private bool IsLive(uint node, in NodeHeader header) => header.Incarnation != 0 && !_nodes[node].Expired;
+
+    private void DrainAcknowledgements(uint node, NodeHeader header)
+    {
+        ulong applied = header.AcksApplied;
+        uint slots = _geometry.AckSlotsPerNode;
+        for (ulong sequence = applied + 1; sequence <= applied + slots; sequence++)
+        {
+            var record = _layout.AckSlots(_image.Region, node * slots + (long)((sequence - 1) % slots));
+            var word = SequencedSlabWord.Unpack(record.LoadWord());
+            if (word.Sequence != (uint)sequence)
+            {
+                break;
+            }
+
+            ulong slab = word.SlabIndex;
+            ulong ticket = record.LoadTicket();
+            if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] == ticket)
+            {
+                _image.MarkOwned(slab, node, ticket);
+                SetState(slab, SlabState.Owned, node);
+                _ringedSlabByTicket.Remove(ticket);
+                _stats = _stats with { AcksApplied = _stats.AcksApplied + 1 };
+            }
+            else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node && _generations[slab] == ticket))
+            {
+                // Not a replay of an applied acknowledgement: the node acknowledged a slab it was not given.
+                _stats = _stats with { AcksRejected = _stats.AcksRejected + 1 };
+            }
+
+            var nodeHeader = _layout.NodeHeaders(_image.Region, node);
+            nodeHeader.StoreAcksApplied(sequence);
+            nodeHeader.PersistAcksApplied();
+        }
+    }
+
+    private void DrainFrees(uint node, NodeHeader header)
+    {
+        ulong applied = header.FreesApplied;
+        uint slots = _geometry.FreeSlotsPerNode;
+        for (ulong sequence = applied + 1; sequence <= applied + slots; sequence++)
+        {
+            var record = _layout.FreeSlots(_image.Region, node * slots + (long)((sequence - 1) % slots));
+            var word = SequencedSlabWord.Unpack(record.LoadWord());
+            if (word.Sequence != (uint)sequence)
+            {
+                break;
+            }
+
+            ulong slab = word.SlabIndex;
+            if (slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node)
+            {
+                _image.MarkFreeing(slab, node, _globalEpoch);
+                SetState(slab, SlabState.Freeing, node);
+                _freedEpochBySlab[slab] = _globalEpoch;
+                _stats = _stats with { FreesDrained = _stats.FreesDrained + 1 };
+            }
+            else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Freeing && _owners[slab] == node))
+            {
+                _stats = _stats with { FreesRejected = _stats.FreesRejected + 1 };
+            }
+
+            var nodeHeader = _layout.NodeHeaders(_image.Region, node);
+            nodeHeader.StoreFreesApplied(sequence);
+            nodeHeader.PersistFreesApplied();
+        }
+    }
+
+    /// <summary>
+    /// Frees the slab of a taken ticket that nobody will acknowledge. A ticket below <paramref name="sequencer"/>
+    /// is held by the node whose current claim names it; if that node is still in flight it may yet acknowledge,
+    /// otherwise (finished, restarted or lease expired) it never will. An unclaimed ticket may belong to any live
+    /// node that is in flight without a claim yet, so it waits until no such node exists.
+    /// </summary>
+    private void ReleaseAbandonedTickets(ulong sequencer, NodeHeader[] headers)
+    {
+        if (_ringedSlabByTicket.Count == 0)
+        {
+            return;
+        }
+
+        bool someoneMayHoldUnclaimedTicket = false;
+        for (uint node = 0; node < headers.Length; node++)
+        {
+            var acquire = AcquireStateWord.Unpack(headers[node].AcquireState);
+            if (IsLive(node, headers[node]) && acquire.InFlight && !ClaimWord.Unpack(headers[node].Claim).IsFor(acquire.Acquisition))
+            {
+                someoneMayHoldUnclaimedTicket = true;
+            }
+        }
+
+        foreach (var (ticket, slab) in _ringedSlabByTicket.Where(kv => kv.Key < sequencer).ToArray())
+        {
+            bool mayStillBeAcknowledged = false;
+            bool claimed = false;
+            for (uint node = 0; node < headers.Length; node++)
+            {
+                var claim = ClaimWord.Unpack(headers[node].Claim);
+                var acquire = AcquireStateWord.Unpack(headers[node].AcquireState);
+                if (claim.IsFor(acquire.Acquisition) && claim.Names(ticket) && headers[node].Incarnation != 0)
+                {
+                    claimed = true;
+                    mayStillBeAcknowledged |= acquire.InFlight && IsLive(node, headers[node]);
+                }
+            }
+
+            if (Faults.ReleaseIgnoresInFlight)
+            {
+                mayStillBeAcknowledged = false;
+                someoneMayHoldUnclaimedTicket = false;
+            }
+
+            if (mayStillBeAcknowledged || (!claimed && someoneMayHoldUnclaimedTicket))
+            {
+                continue;
+            }
+
+            _ringedSlabByTicket.Remove(ticket);
+            Release(slab);
+            _stats = _stats with { TicketsReleased = _stats.TicketsReleased + 1 };
+        }
+    }
+
+    /// <summary>
+    /// Fills ring entries for the next tickets, at most one ring ahead of the sequencer and never over an entry
+    /// whose ticket is still unresolved. The fill mark is persisted before the entries, so after a crash the
+    /// sequencer can be moved past every ticket that may have read an entry.
+    /// </summary>
+    private void Refill(ulong sequencer)
+    {
+        ulong capacity = _geometry.RingCapacity;
+        var plan = new List<(ulong Ticket, ulong? Slab)>();
+        ulong ticket = _filledThrough;
+        while (plan.Count < _options.MaxFillsPerPass && ticket < sequencer + capacity)
+        {
+            bool slotBusy = ticket >= capacity && _ringedSlabByTicket.ContainsKey(ticket - capacity);
+            if (slotBusy)
+            {
+                break;
+            }
+
+            if (_free.Count > 0)
+            {
+                var leastWorn = _free.Min;
+                if (!Faults.RefillLeavesSlabInFreeSet || plan.Count % 2 == 1)
+                {
+                    _free.Remove(leastWorn);
+                }
+
+                plan.Add((ticket, leastWorn.Slab));
+            }
+            else if (ticket < sequencer)
+            {
+                plan.Add((ticket, null));
+            }
+            else
+            {
+                break;
+            }
+
+            ticket++;
+        }
+
+        if (plan.Count == 0)
+        {
+            return;
+        }
+
+        var control = _layout.Control(_image.Region);
+        control.StoreFilledThroughTicket(ticket);
+        control.PersistFilledThroughTicket();
+        _filledThrough = ticket;
+
+        foreach (var (entryTicket, slab) in plan)
+        {
+            var entry = _layout.Ring(_image.Region, (long)(entryTicket % capacity));
+            if (slab is { } s)
+            {
+                if (!Faults.RingEntryBeforeMetadata)
+                {
+                    _image.MarkRinged(s, entryTicket);
+                }
+
+                entry.StoreWord(RingEntryWord.ForSlab(entryTicket, (uint)s).Pack());
+                entry.PersistWord();
+                if (Faults.RingEntryBeforeMetadata)
+                {
+                    _image.MarkRinged(s, entryTicket);
+                }
+
+                _generations[s] = entryTicket;
+                _wear[s]++;
+                SetState(s, SlabState.Ringed, 0);
+                _ringedSlabByTicket[entryTicket] = s;
+                _stats = _stats with { SlabsRinged = _stats.SlabsRinged + 1 };
+            }
+            else
+            {
+                entry.StoreWord(RingEntryWord.ForExhausted(entryTicket).Pack());
+                entry.PersistWord();
+                _stats = _stats with { ExhaustedEntries = _stats.ExhaustedEntries + 1 };
+            }
+        }
+    }
+
+    /// <summary>
+    /// Advances the global epoch once every live node has published it, and reclaims freed slabs whose drain
+    /// epoch every live node has passed. Nodes whose lease expired are fenced and do not hold reclamation back.
+    /// </summary>
+    private void AdvanceEpochAndReclaim(NodeHeader[] headers)
+    {
+        ulong minPublished = _globalEpoch;
+        bool anyLive = false;
+        for (uint node = 0; node < headers.Length; node++)
+        {
+            if (IsLive(node, headers[node]))
+            {
+                minPublished = anyLive ? Math.Min(minPublished, headers[node].PublishedEpoch) : headers[node].PublishedEpoch;
+                anyLive = true;
+            }
+        }
+
+        if (minPublished >= _globalEpoch)
+        {
+            _globalEpoch++;
+            var control = _layout.Control(_image.Region);
+            control.StoreGlobalEpoch(_globalEpoch);
+            control.PersistGlobalEpoch();
+            _stats = _stats with { EpochAdvances = _stats.EpochAdvances + 1 };
+        }
+
+        foreach (var (slab, freedEpoch) in _freedEpochBySlab.ToArray())
+        {
+            if (minPublished > freedEpoch || Faults.ReuseBeforeEpoch)
+            {
+                _freedEpochBySlab.Remove(slab);
+                Release(slab);
+                _stats = _stats with { SlabsReclaimed = _stats.SlabsReclaimed + 1 };
+            }
+        }
+    }
+
+    private void Release(ulong slab)
+    {
+        _image.MarkFree(slab);
+        SetState(slab, SlabState.Free, 0);
+        _free.Add((_wear[slab], slab));
+    }
+
+    private void SetState(ulong slab, SlabState state, uint owner)
+    {
+        _countByState[(int)_states[slab]]--;
+        _countByState[(int)state]++;
+        _states[slab] = state;
+        _owners[slab] = owner;
+    }
+
+    private void PublishUtilization()
+    {
+        var control = _layout.Control(_image.Region);
+        control.StoreOwnedSlabs((ulong)_countByState[(int)SlabState.Owned]);
+        control.StoreRingedSlabs((ulong)_countByState[(int)SlabState.Ringed]);
+        control.StoreFreeingSlabs((ulong)_countByState[(int)SlabState.Freeing]);
+    }
+
+    private sealed class NodeLiveness(ulong heartbeat, ulong incarnation)
+    {
+        public ulong Heartbeat { get; set; } = heartbeat;
+
+        public ulong Incarnation { get; } = incarnation;
+
+        public uint TicksUnchanged { get; set; }
+
+        public bool Expired { get; set; }
+    }
+}

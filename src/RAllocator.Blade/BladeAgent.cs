@@ -1,0 +1,157 @@
+using RAllocator.Protocol.Layout;
+
+namespace RAllocator.Blade;
+
+/// <summary>
+/// The blade's background loop, the only code the blade CPU runs for allocation: it keeps the ring filled with
+/// free slabs (least worn first), applies acknowledgements and free requests from the nodes' areas, releases the
+/// slabs of tickets that were taken and never acknowledged, advances the global epoch and reclaims freed slabs
+/// whose epoch every live node has passed. It is never on a working node's critical path: a node acquires a
+/// slab with FETCH_AND_ADD and READ while the agent sleeps, as long as the ring holds entries.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: one agent per image, one pass at a time (<see cref="RunOnce"/> or <see cref="RunAsync"/>).
+/// See spec/protocol.md for the rules each step implements and why they are safe at every crash point.
+/// </remarks>
+public sealed partial class BladeAgent
+{
+    private readonly BladeImage _image;
+    private readonly BladeAgentOptions _options;
+    private readonly BladeLayout _layout;
+    private readonly BladeGeometry _geometry;
+    private readonly SlabState[] _states;
+    private readonly uint[] _owners;
+    private readonly SortedSet<(ulong Wear, ulong Slab)> _free = [];
+    private readonly ulong[] _wear;
+    private readonly Dictionary<ulong, ulong> _ringedSlabByTicket = [];
+    private readonly Dictionary<ulong, ulong> _freedEpochBySlab = [];
+    private readonly NodeLiveness[] _nodes;
+    private ulong _filledThrough;
+    private ulong _firstTicketOfIncarnation;
+    private ulong _globalEpoch;
+    private BladeAgentStats _stats;
+
+    /// <summary>
+    /// Recovers the blade after a restart (clean or not) and returns its agent: applies durable acknowledgements
+    /// found in the nodes' areas, voids every acquisition that was in flight (their connections died with the
+    /// blade), clears the ring, and moves the sequencer past every ticket that can have been handed out.
+    /// </summary>
+    /// <exception cref="BladeImageException">The metadata is inconsistent; nothing is changed.</exception>
+    public static BladeAgent Start(BladeImage image, BladeAgentOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Mode != BladeOpenMode.ReadWrite)
+        {
+            throw new InvalidOperationException("The blade agent needs an image opened read-write.");
+        }
+
+        var state = image.Scan();
+        state.ThrowIfInconsistent();
+        var agent = new BladeAgent(image, options ?? new BladeAgentOptions(), state);
+        agent.RecoverAfterRestart(state);
+        return agent;
+    }
+
+    private BladeAgent(BladeImage image, BladeAgentOptions options, BladeState state)
+    {
+        _image = image;
+        _options = options;
+        _layout = image.Layout;
+        _geometry = image.Geometry;
+        int slabCount = (int)_geometry.SlabCount;
+        _states = new SlabState[slabCount];
+        _owners = new uint[slabCount];
+        _wear = new ulong[slabCount];
+        foreach (var slab in state.Slabs)
+        {
+            _states[slab.Index] = slab.State;
+            _owners[slab.Index] = slab.Node;
+            _wear[slab.Index] = slab.WearHandOuts;
+            if (slab.State == SlabState.Free)
+            {
+                _free.Add((slab.WearHandOuts, slab.Index));
+            }
+            else if (slab.State == SlabState.Freeing)
+            {
+                _freedEpochBySlab[slab.Index] = slab.FreedEpoch;
+            }
+        }
+
+        _nodes = state.Nodes.Select(n => new NodeLiveness(n.Header.Heartbeat, n.Header.Incarnation)).ToArray();
+        _globalEpoch = Math.Max(1, state.GlobalEpoch);
+    }
+
+    /// <summary>The agent's counters.</summary>
+    public BladeAgentStats Stats => _stats;
+
+    /// <summary>Calls of the blade's handler so far (one per pass): the blade CPU's work, counted.</summary>
+    public long HandlerCalls => _stats.HandlerCalls;
+
+    /// <summary>The global epoch.</summary>
+    public ulong GlobalEpoch => _globalEpoch;
+
+    /// <summary>While true, <see cref="RunAsync"/> skips passes (tests use it to show the critical path needs no blade CPU).</summary>
+    public bool Paused { get; set; }
+
+    /// <summary>Raised when a node's lease expires; the server fences it (revokes its registration) before its slabs are touched.</summary>
+    public event Action<uint>? NodeLeaseExpired;
+
+    /// <summary>Free slabs (not ringed, owned or freeing).</summary>
+    public long FreeSlabCount => _free.Count;
+
+    /// <summary>Runs passes until cancelled, pausing <see cref="BladeAgentOptions.PassInterval"/> between them.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            if (!Paused)
+            {
+                RunOnce();
+            }
+
+            try
+            {
+                if (_options.PassInterval >= TimeSpan.FromMilliseconds(1))
+                {
+                    await Task.Delay(_options.PassInterval, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await Task.Yield();
+                    Thread.Sleep(0);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One pass of the agent: the blade's only handler call.</summary>
+    public void RunOnce()
+    {
+        _stats = _stats with { HandlerCalls = _stats.HandlerCalls + 1 };
+        var control = _layout.Control(_image.Region);
+        control.FetchAddAgentHeartbeat(1);
+
+        // The sequencer is read before the node headers: a node that took a ticket below this value had posted
+        // its in-flight bit before its FETCH_AND_ADD, so the headers read next show it (see ReleaseAbandonedTickets).
+        ulong sequencer = _layout.Sequencer(_image.Region).LoadSequencer();
+        var headers = _image.ReadArray<NodeHeader>(_layout.NodeHeadersOffset, _layout.NodeHeadersCount);
+        UpdateLiveness(headers);
+        for (uint node = 0; node < headers.Length; node++)
+        {
+            if (headers[node].Incarnation != 0)
+            {
+                DrainAcknowledgements(node, headers[node]);
+                DrainFrees(node, headers[node]);
+            }
+        }
+
+        ReleaseAbandonedTickets(sequencer, headers);
+        Refill(sequencer);
+        AdvanceEpochAndReclaim(headers);
+        PublishUtilization();
+    }
+}
