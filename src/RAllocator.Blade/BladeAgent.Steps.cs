@@ -171,7 +171,7 @@ public sealed partial class BladeAgent
     /// </summary>
     private void ReleaseAbandonedTickets(ulong sequencer, NodeHeader[] headers)
     {
-        if (_ringedSlabByTicket.Count == 0)
+        if (_ringedSlabByTicket.Count == 0 || Faults.NeverReleaseAbandonedTickets)
         {
             return;
         }

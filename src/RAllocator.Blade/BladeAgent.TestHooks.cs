@@ -20,6 +20,9 @@ internal sealed record BladeAgentFaults
     /// <summary>No double allocation: the refill forgets to take every other slab out of the free set, so it is ringed twice.</summary>
     public bool RefillLeavesSlabInFreeSet { get; init; }
 
+    /// <summary>No permanent leak: never release the slab of a taken ticket nobody acknowledged.</summary>
+    public bool NeverReleaseAbandonedTickets { get; init; }
+
     /// <summary>Durable ownership: publish a ring entry before the slab is durably Ringed.</summary>
     public bool RingEntryBeforeMetadata { get; init; }
 

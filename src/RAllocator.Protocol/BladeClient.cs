@@ -10,7 +10,7 @@ namespace RAllocator.Protocol;
 /// (FETCH_AND_ADD + READ, acknowledgement posted), return a slab, publish epochs, and recover this node's slabs
 /// after a restart. Never calls code on the blade; every wait is bounded.
 /// </summary>
-public sealed class BladeClient
+public sealed partial class BladeClient
 {
     private readonly IFabricConnection _connection;
     private readonly ProtocolOptions _options;
@@ -282,10 +282,13 @@ public sealed class BladeClient
         BinaryPrimitives.WriteUInt64LittleEndian(notInFlight, new AcquireStateWord(acquisition, false).Pack());
         // Acknowledgement first and persisted, then "not in flight": the blade never sees a finished acquisition
         // whose acknowledgement is missing unless the node gave up.
-        await _connection.CreateBatch()
-            .Write(slot, record)
-            .Persist(slot, record.Length)
-            .Write(NodeHeaderOffset(NodeHeader.Offsets.AcquireState), notInFlight)
+        var batch = _connection.CreateBatch().Write(slot, record);
+        if (!Faults.SkipAcknowledgementPersist)
+        {
+            batch.Persist(slot, record.Length);
+        }
+
+        await batch.Write(NodeHeaderOffset(NodeHeader.Offsets.AcquireState), notInFlight)
             .PostUnsignaled(cancellationToken).ConfigureAwait(false);
     }
 

@@ -55,7 +55,7 @@ public sealed class IncrementalTests
                 [NvmField(0, Atomic = true)] public partial ulong Word { get; set; }
             }
 
-            [NvmStruct(8)]
+            [NvmStruct(16)]
             public partial struct Bad
             {
                 [NvmField(4, Atomic = true)] public partial ulong Word { get; set; }

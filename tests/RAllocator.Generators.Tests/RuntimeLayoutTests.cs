@@ -69,7 +69,7 @@ public sealed class RuntimeLayoutTests
     {
         Should.Throw<ArgumentOutOfRangeException>(() => new BladeLayout(ringCapacity: (long.MaxValue / 8) + 1, bitmapWords: 0))
             .ParamName.ShouldBe("ringCapacity");
-        Should.Throw<ArgumentOutOfRangeException>(() => new BladeLayout(ringCapacity: (long.MaxValue / 8) - 2000, bitmapWords: 1))
+        Should.Throw<ArgumentOutOfRangeException>(() => new BladeLayout(ringCapacity: (long.MaxValue - 8256) / 8, bitmapWords: 1))
             .ParamName.ShouldBe("bitmapWords");
     }
 
