@@ -31,7 +31,7 @@ internal static class LayoutParser
         var memberOwners = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (string member in GeneratedLayoutMembers)
         {
-            memberOwners[member] = "the layout";
+            memberOwners[member] = "a member every layout gets";
         }
 
         memberOwners[layout] = "the layout type's own name";
@@ -109,14 +109,14 @@ internal static class LayoutParser
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
                         DiagnosticDescriptors.InvalidSizeOrOffset, location, "layout", layout,
-                        $"fixed region '{name}' has Offset {offset}, but it must be non-negative"));
+                        FormattableString.Invariant($"fixed region '{name}' has Offset {offset}, but it must be non-negative")));
                 }
 
                 if (reserveBytes < 0)
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
                         DiagnosticDescriptors.InvalidSizeOrOffset, location, "layout", layout,
-                        $"fixed region '{name}' has ReserveBytes {reserveBytes}, but it must be non-negative"));
+                        FormattableString.Invariant($"fixed region '{name}' has ReserveBytes {reserveBytes}, but it must be non-negative")));
                 }
 
                 // No ReserveBytes: the reservation is exactly the struct.
@@ -125,7 +125,7 @@ internal static class LayoutParser
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
                         DiagnosticDescriptors.InvalidSizeOrOffset, location, "layout", layout,
-                        $"fixed region '{name}' at offset {offset} with {effectiveReserve} reserved bytes ends past the largest 64-bit offset"));
+                        FormattableString.Invariant($"fixed region '{name}' at offset {offset} with {effectiveReserve} reserved bytes ends past the largest 64-bit offset")));
                 }
 
                 if (reserveBytes > 0 && structSizeBytes > reserveBytes)
@@ -137,7 +137,7 @@ internal static class LayoutParser
                 if (hasAtomicFields && offset % 8 != 0)
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.AtomicFieldsMisplaced, location, layout, name, $"starts at offset {offset}", structName));
+                        DiagnosticDescriptors.AtomicFieldsMisplaced, location, layout, name, FormattableString.Invariant($"starts at offset {offset}"), structName));
                 }
 
                 if (diagnostics.Count == errorsBefore)
@@ -176,18 +176,18 @@ internal static class LayoutParser
                 if (align <= 0 || (align & (align - 1)) != 0)
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.InvalidArrayRegion, location, layout, name, $"has Align = {align}, which is not a positive power of two"));
+                        DiagnosticDescriptors.InvalidArrayRegion, location, layout, name, FormattableString.Invariant($"has Align = {align}, which is not a positive power of two")));
                 }
                 else if (hasAtomicFields && align < 8)
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.AtomicFieldsMisplaced, location, layout, name, $"has Align = {align}", structName));
+                        DiagnosticDescriptors.AtomicFieldsMisplaced, location, layout, name, FormattableString.Invariant($"has Align = {align}"), structName));
                 }
 
                 if (hasAtomicFields && structSizeBytes % 8 != 0)
                 {
                     diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.AtomicFieldsMisplaced, location, layout, name, $"has elements of {structSizeBytes} bytes", structName));
+                        DiagnosticDescriptors.AtomicFieldsMisplaced, location, layout, name, FormattableString.Invariant($"has elements of {structSizeBytes} bytes"), structName));
                 }
 
                 arrayRegions.Add(new ArrayRegionModel(name, structFullName, structName, structSizeBytes, countParameter, align));

@@ -34,7 +34,7 @@ public sealed class NvmLayoutGenerator : IIncrementalGenerator
         var layoutResults = context.SyntaxProvider
             .ForAttributeWithMetadataName(
                 KnownNames.NvmLayoutAttribute,
-                static (node, _) => node is ClassDeclarationSyntax,
+                static (node, _) => node is ClassDeclarationSyntax or RecordDeclarationSyntax,
                 static (syntaxContext, cancellationToken) => LayoutParser.Parse(syntaxContext, cancellationToken))
             .WithTrackingName(TrackingNames.LayoutResults);
 

@@ -38,7 +38,7 @@ internal static class StructParser
                 LocationInfo.From(syntax.Identifier.GetLocation()),
                 "struct",
                 name,
-                $"SizeBytes is {sizeBytes}, but it must be positive"));
+                FormattableString.Invariant($"SizeBytes is {sizeBytes}, but it must be positive")));
         }
 
         var fields = new List<FieldModel>();

@@ -77,6 +77,41 @@ public sealed class IncrementalTests
     }
 
     [Fact]
+    public void ChangingAStructInAnotherFileUpdatesTheLayoutThatUsesIt()
+    {
+        const string layout = """
+            using RAllocator.Nvm.Layout;
+            namespace N;
+
+            [NvmLayout]
+            [NvmFixedRegion("Header", typeof(Header), Offset = 0)]
+            [NvmArrayRegion("Items", typeof(Header), CountParameter = "count", Align = 8)]
+            public partial class L { }
+            """;
+        const string header = """
+            using RAllocator.Nvm.Layout;
+            namespace N;
+
+            [NvmStruct(SIZE)]
+            public partial struct Header
+            {
+                [NvmField(0)] public partial ulong Word { get; set; }
+            }
+            """;
+        var input = GeneratorHarness.Compile(layout, header.Replace("SIZE", "16", StringComparison.Ordinal));
+        var driver = GeneratorHarness.CreateDriver().RunGenerators(input, TestContext.Current.CancellationToken);
+        Generated(driver, "N.L.g.cs").ShouldContain("public const long FixedRegionsEndOffset = 16;");
+
+        var oldTree = input.SyntaxTrees.Last();
+        var newTree = CSharpSyntaxTree.ParseText(
+            header.Replace("SIZE", "40", StringComparison.Ordinal), GeneratorHarness.ParseOptions, oldTree.FilePath, cancellationToken: TestContext.Current.CancellationToken);
+        driver = driver.RunGenerators(input.ReplaceSyntaxTree(oldTree, newTree), TestContext.Current.CancellationToken);
+
+        Generated(driver, "N.L.g.cs").ShouldContain("public const long FixedRegionsEndOffset = 40;", customMessage: "the layout reads the struct's size afresh");
+        Generated(driver, "N.L.g.cs").ShouldContain("public const int ItemsElementSizeBytes = 40;");
+    }
+
+    [Fact]
     public void NoPipelineStepHoldsASymbolSyntaxOrCompilation()
     {
         var input = GeneratorHarness.Compile(GeneratorHarness.Sample("BladeSample.cs"));
@@ -93,6 +128,9 @@ public sealed class IncrementalTests
             }
         }
     }
+
+    private static string Generated(GeneratorDriver driver, string hintName) =>
+        driver.GetRunResult().Results.Single().GeneratedSources.Single(s => s.HintName == hintName).SourceText.ToString();
 
     private static void AssertPlainData(object? value, string path, HashSet<object> visited)
     {

@@ -113,6 +113,22 @@ public sealed class RuntimeViewTests
     }
 
     [Fact]
+    public void AStructWhoseSizeIsNotAMultipleOfItsWidestFieldStillCopiesExactlySizeBytes()
+    {
+        using var region = new ByteArrayNvmRegion(64);
+        region.Bytes.AsSpan().Fill(0xCC);
+        var value = new PackedRecord { Tag = 1, Payload = 0x0102030405060708 };
+
+        value.Write(region, 20);
+
+        region.Operations.ShouldBe(["Write@20+12"]);
+        region.Bytes[19].ShouldBe((byte)0xCC);
+        region.Bytes[32].ShouldBe((byte)0xCC, "nothing past SizeBytes is written");
+        PackedRecord.Read(region, 20).ShouldBe(value);
+        new PackedRecord.View(region, 20).Payload.ShouldBe(0x0102030405060708UL);
+    }
+
+    [Fact]
     public void AtomicFieldsCompareExchangeAndFetchAddOnTheirWord()
     {
         using var region = new ByteArrayNvmRegion(4096);

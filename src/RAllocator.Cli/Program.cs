@@ -1,0 +1,2 @@
+namespace RAllocator.Cli;
+public static class Program { public static int Main() => 0; }
