@@ -227,10 +227,15 @@ public sealed partial class BladeAgent
     {
         ulong capacity = _geometry.RingCapacity;
         var plan = new List<(ulong Ticket, ulong? Slab)>();
-        ulong ticket = _filledThrough;
+        ulong firstTicket = _filledThrough;
+        ulong ticket = firstTicket;
         while (plan.Count < _options.MaxFillsPerPass && ticket < sequencer + capacity)
         {
-            bool slotBusy = ticket >= capacity && _ringedSlabByTicket.ContainsKey(ticket - capacity);
+            // An entry planned earlier in this pass is as unresolved as one ringed before it: when the sequencer has
+            // run ahead of the fill mark the window is longer than the ring, and ticket t + capacity would overwrite
+            // the entry of ticket t, which a node has taken and not read yet (it then stalls, and t's slab waits).
+            bool slotBusy = ticket >= capacity
+                && (ticket - capacity >= firstTicket || _ringedSlabByTicket.ContainsKey(ticket - capacity));
             if (slotBusy)
             {
                 break;

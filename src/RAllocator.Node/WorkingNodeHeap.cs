@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using RAllocator.Protocol;
 using RAllocator.Protocol.Layout;
@@ -33,6 +34,10 @@ public sealed class WorkingNodeHeap
     private readonly List<CarvedSlab> _recovering = [];
     private readonly NodeRecovery[] _recoveries;
     private readonly EpochTable _epochs;
+
+    // The largest size class whose objects fit, after the slab header, in a slab of every blade: a larger class
+    // would carve slabs of zero objects (every allocation acquiring a slab and failing).
+    private readonly int _largestSizeClass;
     private long _allocations;
     private long _frees;
     private long _slabsAcquired;
@@ -46,6 +51,8 @@ public sealed class WorkingNodeHeap
         _classes = Enumerable.Range(0, SizeClasses.Count).Select(c => new SizeClassHeap(c)).ToArray();
         _slabsByBlade = blades.Select(b => new CarvedSlab?[b.Geometry.SlabCount]).ToArray();
         _epochs = new EpochTable(recoveries.Select(r => r.GlobalEpoch).ToArray());
+        long usableSlabBytes = blades.Min(b => (long)b.Geometry.SlabSizeBytes) - CarvedSlab.HeaderBytes;
+        _largestSizeClass = SizeClasses.Sizes.Count(size => size <= usableSlabBytes) - 1;
     }
 
     /// <summary>The blades this heap allocates from, by blade id.</summary>
@@ -140,11 +147,17 @@ public sealed class WorkingNodeHeap
     /// Allocates an object of at least <paramref name="sizeBytes"/> bytes (16-byte aligned). Completes
     /// synchronously, with no network operation, unless the size class needs a new slab.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">The size is not between 1 byte and 256 KiB.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The size is not between 1 byte and 256 KiB, or its size class's
+    /// objects do not fit in one slab of every blade (with 64 KiB slabs, sizes above 57344 bytes).</exception>
     /// <exception cref="BladeOutOfMemoryException">No blade had a free slab.</exception>
     public ValueTask<RemotePtr> AllocateAsync(int sizeBytes, CancellationToken cancellationToken = default)
     {
         int sizeClass = SizeClasses.ClassOf(sizeBytes);
+        if (sizeClass > _largestSizeClass)
+        {
+            ThrowObjectLargerThanSlab(sizeBytes, sizeClass);
+        }
+
         var heap = _classes[sizeClass];
         lock (heap.Gate)
         {
@@ -312,6 +325,11 @@ public sealed class WorkingNodeHeap
         owned.Sort();
         return owned;
     }
+
+    [DoesNotReturn]
+    private void ThrowObjectLargerThanSlab(int sizeBytes, int sizeClass) =>
+        throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes,
+            $"an object of {sizeBytes} bytes needs the {SizeClasses.Sizes[sizeClass]}-byte size class, but the largest that fits in a slab of every blade is {SizeClasses.Sizes[_largestSizeClass]} bytes; format blades with larger slabs.");
 
     private async ValueTask<RemotePtr> AllocateSlowAsync(int sizeClass, CancellationToken cancellationToken)
     {

@@ -5,7 +5,7 @@ namespace RAllocator.Cli.Reporting;
 /// <summary>Prints an <see cref="ImageReport"/> as aligned plain lines (the text form of <c>inspect</c>).</summary>
 internal static class ImageReportWriter
 {
-    private const int KeyWidth = 16;
+    private const int KeyWidth = 18;
 
     public static void Write(TextWriter output, ImageReport report, bool includeNvm = true)
     {

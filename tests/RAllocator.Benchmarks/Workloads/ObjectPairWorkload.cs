@@ -3,6 +3,7 @@ using RAllocator.Embedded;
 using RAllocator.Fabric;
 using RAllocator.Node;
 using RAllocator.Protocol;
+using RAllocator.Protocol.Layout;
 
 namespace RAllocator.Benchmarks.Workloads;
 
@@ -52,7 +53,8 @@ internal sealed class ObjectPairWorkload : IDisposable
     /// </summary>
     public static async Task<ObjectPairWorkload> StartAsync(int sizeBytes, int burstLength)
     {
-        var blade = BenchBlade.Create(RegionBytes);
+        // A small ring: the warm-up needs a few slabs, and each ring fill persists (an msync without real pmem).
+        var blade = BenchBlade.Create(RegionBytes, BenchBlade.DefaultSlabSizeBytes, new BladeFormatOptions { MaxNodes = 4, RingCapacity = 16 });
         try
         {
             blade.Blade.Agent.RunOnce();

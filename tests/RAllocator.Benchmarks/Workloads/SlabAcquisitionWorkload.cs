@@ -7,47 +7,43 @@ namespace RAllocator.Benchmarks.Workloads;
 /// The one-sided slab protocol seen from one working node: <see cref="BladeClient.AcquireSlabAsync"/> (FETCH_AND_ADD,
 /// READ of the ring entry, acknowledgement posted with its PERSIST) and <see cref="BladeClient.ReturnSlabAsync"/>
 /// (free request written and persisted, posted). The blade agent never runs inside a timed batch: it runs in
-/// <see cref="Settle"/>, between batches, to apply acknowledgements, drain free requests, reclaim freed slabs once
+/// <see cref="SettleAsync"/>, between batches, to apply acknowledgements, drain free requests, reclaim freed slabs once
 /// the node has published a later epoch, and refill the ring.
 /// </summary>
 /// <remarks>
-/// The blade is formatted with 1024 ring entries and 1024 acknowledgement and free slots per node, so a batch of
-/// <see cref="BatchLength"/> (512) acquisitions never waits for the agent; once every second batch the node finds
-/// its acknowledgement area "looks full" and reads its header once to learn how far the agent drained (the
-/// protocol's own lazy check), which shows as a fraction of a round trip per acquisition.
+/// The blade is formatted with a ring of 2 x <see cref="BatchLength"/> entries and as many acknowledgement and
+/// free slots per node, so a batch never waits for the agent; once every second batch the node finds its
+/// acknowledgement area "looks full" and reads its header once to learn how far the agent drained (the protocol's
+/// own lazy check), which shows as a fraction of a round trip per acquisition.
 /// </remarks>
 internal sealed class SlabAcquisitionWorkload : IDisposable
 {
-    /// <summary>Acquisitions per timed batch.</summary>
-    public const int BatchLength = 512;
+    /// <summary>Default acquisitions per timed batch.</summary>
+    public const int DefaultBatchLength = 512;
 
     /// <summary>2 GiB sparse of 1 MiB slabs: 2047 slabs, so four batches fit even before any reclamation.</summary>
     public const long RegionBytes = 2L << 30;
 
     private const uint NodeId = 1;
 
-    // Passes per settle: drain frees (slab Freeing at epoch E), advance the epoch twice with the node publishing in
-    // between (reclaim needs a published epoch > E), then refill up to 256 ring entries per pass.
-    private const int SettlePasses = 8;
-
-    private static readonly BladeFormatOptions s_format = new()
-    {
-        MaxNodes = 4,
-        RingCapacity = 1024,
-        AckSlotsPerNode = 1024,
-        FreeSlotsPerNode = 1024,
-    };
+    // Settle passes: drain frees (slab Freeing at epoch E), advance the epoch twice with the node publishing in
+    // between (reclaim needs a published epoch > E), then refill the ring, at most 256 entries per pass.
+    private const int ReclaimPasses = 4;
 
     private readonly BenchBlade _blade;
     private readonly BladeClient _client;
-    private readonly ulong[] _acquired = new ulong[BatchLength];
+    private readonly ulong[] _acquired;
     private int _acquiredCount;
 
-    private SlabAcquisitionWorkload(BenchBlade blade, BladeClient client)
+    private SlabAcquisitionWorkload(BenchBlade blade, BladeClient client, int batchLength)
     {
         _blade = blade;
         _client = client;
+        _acquired = new ulong[batchLength];
     }
+
+    /// <summary>Acquisitions per batch.</summary>
+    public int BatchLength => _acquired.Length;
 
     /// <summary>The node's client (its counters are the round trips actually waited for).</summary>
     public BladeClient Client => _client;
@@ -59,14 +55,18 @@ internal sealed class SlabAcquisitionWorkload : IDisposable
     public string NvmDescription => $"{_blade.Region.Backend}, {_blade.Region.PersistenceDomain}";
 
     /// <summary>Formats the blade, fills its ring and registers node 1.</summary>
-    public static async Task<SlabAcquisitionWorkload> StartAsync()
+    public static async Task<SlabAcquisitionWorkload> StartAsync(int batchLength = DefaultBatchLength)
     {
-        var blade = BenchBlade.Create(RegionBytes, BenchBlade.DefaultSlabSizeBytes, s_format);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchLength, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(batchLength, 1024);
+        uint slots = (uint)(2 * batchLength);
+        var format = new BladeFormatOptions { MaxNodes = 4, RingCapacity = slots, AckSlotsPerNode = slots, FreeSlotsPerNode = slots };
+        var blade = BenchBlade.Create(RegionBytes, BenchBlade.DefaultSlabSizeBytes, format);
         try
         {
             var client = await BladeClient.ConnectAsync(blade.Blade.Connect(NodeId), NodeId).ConfigureAwait(false);
             await client.RegisterAsync().ConfigureAwait(false);
-            var workload = new SlabAcquisitionWorkload(blade, client);
+            var workload = new SlabAcquisitionWorkload(blade, client, batchLength);
             await workload.SettleAsync().ConfigureAwait(false);
             return workload;
         }
@@ -117,7 +117,8 @@ internal sealed class SlabAcquisitionWorkload : IDisposable
     /// </summary>
     public async Task SettleAsync()
     {
-        for (int pass = 0; pass < SettlePasses; pass++)
+        int passes = ReclaimPasses + ((2 * BatchLength) + 255) / 256;
+        for (int pass = 0; pass < passes; pass++)
         {
             ulong epoch = await _client.ReadGlobalEpochAsync().ConfigureAwait(false);
             await _client.PublishEpochAsync(epoch).ConfigureAwait(false);

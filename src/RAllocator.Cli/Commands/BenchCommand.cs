@@ -1,0 +1,407 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using RAllocator.Blade;
+using RAllocator.Cli.Reporting;
+using RAllocator.Embedded;
+using RAllocator.Node;
+using RAllocator.Nvm;
+using RAllocator.Protocol;
+using RAllocator.Protocol.Layout;
+
+namespace RAllocator.Cli.Commands;
+
+/// <summary>
+/// <c>bench</c>: object allocate and free latency on an embedded blade, with the protocol's costs counted.
+/// </summary>
+/// <remarks>
+/// <para><b>Phases.</b> The agent never runs while the timed loops run: before each allocation phase one agent pass
+/// (untimed) fills the ring, and the phase allocates at most as many objects as the ready ring entries can serve.
+/// So every slab acquisition inside a phase is FETCH_AND_ADD + READ against a pre-filled ring, and the agent's
+/// handler calls counted during the phases (<c>blade_calls_on_critical_path</c>) must be 0. Free phases cover the
+/// same index ranges as the allocation phases, with an agent pass (untimed) before each to drain free requests,
+/// so no node area ever fills while the agent is idle.</para>
+/// <para><b>Numbers.</b> <c>alloc_ns</c>/<c>free_ns</c>: total time of the timed loops over all workers divided by
+/// the operations. p50/p99: one operation in <see cref="SampleEvery"/> timed on its own. <c>rtt_per_slab</c>:
+/// round trips counted by the fabric during allocation phases divided by slabs acquired (2, plus one header READ per
+/// <see cref="NodeAreaSlots"/> acquisitions when the acknowledgement area looks full).</para>
+/// </remarks>
+internal static class BenchCommand
+{
+    /// <summary>One operation in this many is timed on its own for the percentiles.</summary>
+    public const int SampleEvery = 16;
+
+    /// <summary>Acknowledgement and free slots per node on the bench blade: large, so phases are long.</summary>
+    private const uint NodeAreaSlots = 4096;
+
+    /// <summary>Bytes a slab keeps before its first object, rounded up: a bound, used only to size phases and the blade.</summary>
+    private const ulong SlabHeaderBoundBytes = 4096;
+
+    /// <summary>The simulated NVM holds two in-memory copies of the region; beyond this, use a file.</summary>
+    private const ulong MaxSimulatedRegionBytes = 1UL << 30;
+
+    private static readonly string[] s_fabrics = ["loopback", "shm", "ucx", "verbs"];
+
+    public static Command Create(CliContext cli)
+    {
+        var fabric = new Option<string>("--fabric")
+        {
+            Description = "Fabric to measure: loopback (in-process, counted). shm, ucx and verbs are not available in this build yet.",
+            HelpName = "loopback",
+            DefaultValueFactory = _ => "loopback",
+        };
+        fabric.Validators.Add(result =>
+        {
+            string value = result.GetValueOrDefault<string>() ?? string.Empty;
+            if (value == "loopback")
+            {
+                return;
+            }
+
+            result.AddError(s_fabrics.Contains(value)
+                ? $"--fabric {value} is not available in this build yet; use --fabric loopback (the in-process fabric), which works."
+                : $"--fabric '{value}' is not a fabric; use --fabric loopback (shm, ucx and verbs are not available in this build yet).");
+        });
+        var size = CliOptions.Size("--size", $"Object size to allocate, 1 byte to {SizeClasses.MaxSizeBytes / 1024}KiB (default 64).", 64)
+            .CheckSize((value, text) => value is >= 1 and <= SizeClasses.MaxSizeBytes
+                ? null
+                : $"--size {text} is out of range: objects are 1 byte to {SizeClasses.MaxSizeBytes / 1024}KiB.");
+        var ops = new Option<long>("--ops")
+        {
+            Description = "Objects to allocate, then free (default 1000000).",
+            HelpName = "N",
+            DefaultValueFactory = _ => 1_000_000,
+        }.InRange(1L, 100_000_000L);
+        var threads = new Option<int>("--threads")
+        {
+            Description = "Threads allocating and freeing concurrently on one working-node heap (default 1).",
+            HelpName = "T",
+            DefaultValueFactory = _ => 1,
+        }.InRange(1, 256);
+        var slabSize = CliOptions.Size("--slab-size", "Base slab size of the bench blade (default 1MiB).", FormatCommand.DefaultSlabSizeBytes)
+            .CheckSize(FormatCommand.CheckSlabSize);
+        var nvm = new Option<string>("--nvm")
+        {
+            Description = "The blade's NVM: simulated (in memory, default) or file (a sparse temporary file, mapped).",
+            HelpName = "simulated|file",
+            DefaultValueFactory = _ => "simulated",
+        };
+        nvm.OneOf("simulated", "file");
+        var json = new Option<bool>("--json") { Description = "Print exactly one JSON object (snake_case keys) on stdout." };
+
+        var command = new Command("bench", "Measure object allocate/free latency, slab acquisitions, round trips per slab and blade calls on the critical path.")
+        {
+            fabric, size, ops, threads, slabSize, nvm, json,
+        };
+        command.SetAction((parseResult, cancellationToken) => RunAsync(
+            cli,
+            new BenchSettings(
+                parseResult.GetValue(fabric)!,
+                (int)parseResult.GetValue(size),
+                parseResult.GetValue(ops),
+                parseResult.GetValue(threads),
+                parseResult.GetValue(slabSize),
+                parseResult.GetValue(nvm)!),
+            parseResult.GetValue(json),
+            cancellationToken));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(CliContext cli, BenchSettings settings, bool json, CancellationToken cancellationToken)
+    {
+        var report = await MeasureAsync(settings, cancellationToken).ConfigureAwait(false);
+        if (json)
+        {
+            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.BenchReport));
+        }
+        else
+        {
+            WriteText(cli.Out, report);
+        }
+
+        return report.BladeCallsOnCriticalPath == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    internal static async Task<BenchReport> MeasureAsync(BenchSettings settings, CancellationToken cancellationToken)
+    {
+        int sizeClass = SizeClasses.ClassOf(settings.SizeBytes);
+        int objectBytes = SizeClasses.Sizes[sizeClass];
+        long objectsPerSlab = (long)((settings.SlabSizeBytes - SlabHeaderBoundBytes) / (ulong)objectBytes);
+        if (objectsPerSlab < 1)
+        {
+            throw new CliUsageException($"--size {settings.SizeBytes} (class {objectBytes} bytes) does not fit in a --slab-size {ByteSize.Format(settings.SlabSizeBytes)} slab; use a larger slab.");
+        }
+
+        // Slabs for the measured objects, one for the warm-up class, and slack for the slabs partly filled at phase ends.
+        ulong slabsNeeded = (ulong)((settings.Ops + objectsPerSlab - 1) / objectsPerSlab) + 4;
+        var formatOptions = new BladeFormatOptions { MaxNodes = 2, AckSlotsPerNode = NodeAreaSlots, FreeSlotsPerNode = NodeAreaSlots };
+        ulong regionBytes = RegionBytesFor(slabsNeeded, settings.SlabSizeBytes, formatOptions);
+        if (settings.Nvm == "simulated" && regionBytes > MaxSimulatedRegionBytes)
+        {
+            throw new CliUsageException(
+                $"--ops {settings.Ops} x --size {settings.SizeBytes} needs a {ByteSize.Format(regionBytes)} blade, more than the simulated NVM keeps in memory "
+                + $"({ByteSize.Format(MaxSimulatedRegionBytes)}); use --nvm file, or fewer --ops.");
+        }
+
+        string? file = null;
+        INvmRegion region;
+        if (settings.Nvm == "file")
+        {
+            file = Path.Combine(Path.GetTempPath(), $"rallocator-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.img");
+            region = MappedFileNvm.Create(file, (long)regionBytes);
+        }
+        else
+        {
+            region = new SimulatedNvm((long)regionBytes);
+        }
+
+        try
+        {
+            var blade = EmbeddedBlade.Format(0, region, settings.SlabSizeBytes, formatOptions);
+            var agent = blade.Agent;
+            blade.Agent.RunOnce();
+            var heap = await EmbeddedNode.OpenHeapAsync([blade], 0, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await WarmUpAsync(heap, settings.SizeBytes, cancellationToken).ConfigureAwait(false);
+
+            var ptrs = new RemotePtr[settings.Ops];
+            var phases = new List<(long Start, long Count)>();
+            var counters = heap.Blades[0].Counters;
+            long acquiredBefore = heap.GetStatistics().SlabsAcquired;
+            long returnedBefore = heap.GetStatistics().SlabsReturned;
+            long agentPassesBetweenPhases = 0, criticalPathCalls = 0, acquisitionRoundTrips = 0;
+            var alloc = new PhaseTimings();
+            long allocated = 0;
+            while (allocated < settings.Ops)
+            {
+                agent.RunOnce();
+                agentPassesBetweenPhases++;
+                var state = blade.Image.Scan();
+                ulong ready = state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0;
+                if (ready == 0)
+                {
+                    throw new CliFailureException($"the bench blade has no free slab left after {allocated} objects (this is a bug in bench's sizing).");
+                }
+
+                long slabBudget = (long)Math.Min(ready, NodeAreaSlots - 4);
+                long count = Math.Min(settings.Ops - allocated, slabBudget * objectsPerSlab);
+                long callsBefore = agent.HandlerCalls;
+                var rttBefore = counters.Snapshot();
+                long start = allocated;
+                await RunPhaseAsync(settings.Threads, start, count, alloc, async (i, ct) => ptrs[i] = await heap.AllocateAsync(settings.SizeBytes, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                acquisitionRoundTrips += counters.Snapshot().Since(rttBefore).RoundTrips;
+                criticalPathCalls += agent.HandlerCalls - callsBefore;
+                phases.Add((start, count));
+                allocated += count;
+            }
+
+            long slabsAcquired = heap.GetStatistics().SlabsAcquired - acquiredBefore;
+            var free = new PhaseTimings();
+            foreach (var (start, count) in phases)
+            {
+                agent.RunOnce();
+                agentPassesBetweenPhases++;
+                await RunPhaseAsync(settings.Threads, start, count, free, (i, ct) => heap.FreeAsync(ptrs[i], ct), cancellationToken).ConfigureAwait(false);
+            }
+
+            long slabsReturned = heap.GetStatistics().SlabsReturned - returnedBefore;
+            agent.RunOnce();
+            agentPassesBetweenPhases++;
+            var finalState = blade.Image.Scan();
+            if (!finalState.IsConsistent)
+            {
+                throw new CliFailureException($"the bench blade is inconsistent after the run: {string.Join("; ", finalState.Problems.Take(3))}");
+            }
+
+            double wallSeconds = (alloc.WallTicks + free.WallTicks) / (double)Stopwatch.Frequency;
+            return new BenchReport(
+                Fabric: settings.Fabric,
+                Nvm: settings.Nvm == "file" ? "mapped-file" : "simulated",
+                NvmDescription: region.Description,
+                Size: settings.SizeBytes,
+                ObjectSize: objectBytes,
+                SlabSize: settings.SlabSizeBytes,
+                Ops: settings.Ops,
+                Threads: settings.Threads,
+                AllocNs: Round(alloc.MeanNs(settings.Ops)),
+                AllocP50Ns: Round(alloc.PercentileNs(0.50)),
+                AllocP99Ns: Round(alloc.PercentileNs(0.99)),
+                FreeNs: Round(free.MeanNs(settings.Ops)),
+                FreeP50Ns: Round(free.PercentileNs(0.50)),
+                FreeP99Ns: Round(free.PercentileNs(0.99)),
+                ThroughputOpsPerS: Math.Round(2.0 * settings.Ops / Math.Max(wallSeconds, 1e-9)),
+                SlabAcquires: slabsAcquired,
+                SlabsReturned: slabsReturned,
+                AcquisitionRoundTrips: acquisitionRoundTrips,
+                RttPerSlab: slabsAcquired == 0 ? 0 : Math.Round(acquisitionRoundTrips / (double)slabsAcquired, 4),
+                BladeCallsOnCriticalPath: criticalPathCalls,
+                AgentPassesBetweenPhases: agentPassesBetweenPhases,
+                Phases: phases.Count,
+                SampleEvery: SampleEvery);
+        }
+        finally
+        {
+            region.Dispose();
+            if (file is not null)
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="count"/> operations from <paramref name="start"/> split over threads, timing them.</summary>
+    private static async Task RunPhaseAsync(int threads, long start, long count, PhaseTimings timings, Func<long, CancellationToken, ValueTask> operation, CancellationToken cancellationToken)
+    {
+        long perThread = (count + threads - 1) / threads;
+        var workers = new Task<(long Ticks, List<long> Samples)>[threads];
+        long wallStart = Stopwatch.GetTimestamp();
+        for (int t = 0; t < threads; t++)
+        {
+            long from = start + Math.Min(count, t * perThread);
+            long to = start + Math.Min(count, (t + 1) * perThread);
+            workers[t] = Task.Run(() => WorkerAsync(from, to, operation, cancellationToken), cancellationToken);
+        }
+
+        var results = await Task.WhenAll(workers).ConfigureAwait(false);
+        timings.WallTicks += Stopwatch.GetTimestamp() - wallStart;
+        foreach (var (ticks, samples) in results)
+        {
+            timings.BusyTicks += ticks;
+            timings.Samples.AddRange(samples);
+        }
+    }
+
+    private static async Task<(long Ticks, List<long> Samples)> WorkerAsync(long from, long to, Func<long, CancellationToken, ValueTask> operation, CancellationToken cancellationToken)
+    {
+        var samples = new List<long>((int)((to - from) / SampleEvery) + 1);
+        long begin = Stopwatch.GetTimestamp();
+        for (long i = from; i < to; i++)
+        {
+            if (i % SampleEvery == 0)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                await operation(i, cancellationToken).ConfigureAwait(false);
+                samples.Add(Stopwatch.GetTimestamp() - t0);
+            }
+            else
+            {
+                var pending = operation(i, cancellationToken);
+                if (!pending.IsCompletedSuccessfully)
+                {
+                    await pending.ConfigureAwait(false);
+                }
+            }
+        }
+
+        return (Stopwatch.GetTimestamp() - begin, samples);
+    }
+
+    /// <summary>JIT and caches warm on another size class, so the measured class starts with no slab of its own.</summary>
+    private static async Task WarmUpAsync(WorkingNodeHeap heap, int measuredSize, CancellationToken cancellationToken)
+    {
+        int warmSize = SizeClasses.ClassOf(measuredSize) == 0 ? 32 : 16;
+        var warm = new RemotePtr[2_000];
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 0; i < warm.Length; i++)
+            {
+                warm[i] = await heap.AllocateAsync(warmSize, cancellationToken).ConfigureAwait(false);
+            }
+
+            for (int i = 0; i < warm.Length; i++)
+            {
+                await heap.FreeAsync(warm[i], cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>The smallest region (rounded up to 1 MiB) whose geometry holds <paramref name="slabs"/> slabs.</summary>
+    private static ulong RegionBytesFor(ulong slabs, ulong slabSizeBytes, BladeFormatOptions options)
+    {
+        const ulong Mebibyte = 1 << 20;
+        ulong region = slabs * slabSizeBytes + Mebibyte;
+        for (int attempt = 0; attempt < 16; attempt++)
+        {
+            var geometry = BladeGeometry.ForRegion(region, slabSizeBytes, options);
+            if (geometry.SlabCount >= slabs)
+            {
+                return region;
+            }
+
+            region += (slabs - geometry.SlabCount) * slabSizeBytes + Mebibyte;
+        }
+
+        return region;
+    }
+
+    private static double Round(double value) => Math.Round(value, 1);
+
+    private static void WriteText(TextWriter o, BenchReport r)
+    {
+        string F(double value) => value.ToString("0.0", CultureInfo.InvariantCulture);
+        o.WriteLine($"bench: {r.Ops} allocations then {r.Ops} frees of {r.Size} B (size class {r.ObjectSize} B), {r.Threads} thread{(r.Threads == 1 ? "" : "s")}, "
+            + $"{r.Fabric} fabric, {ByteSize.Format(r.SlabSize)} slabs");
+        ImageReportWriter.Line(o, "  blade nvm", r.NvmDescription);
+        ImageReportWriter.Line(o, "  allocate", $"mean {F(r.AllocNs)} ns/op, p50 {F(r.AllocP50Ns)} ns, p99 {F(r.AllocP99Ns)} ns");
+        ImageReportWriter.Line(o, "  free", $"mean {F(r.FreeNs)} ns/op, p50 {F(r.FreeP50Ns)} ns, p99 {F(r.FreeP99Ns)} ns");
+        ImageReportWriter.Line(o, "  throughput", string.Create(CultureInfo.InvariantCulture, $"{r.ThroughputOpsPerS / 1e6:0.00} M ops/s (allocations + frees over wall time)"));
+        ImageReportWriter.Line(o, "  slabs", $"{r.SlabAcquires} acquired, {r.SlabsReturned} returned");
+        ImageReportWriter.Line(o, "  round trips", string.Create(CultureInfo.InvariantCulture,
+            $"{r.AcquisitionRoundTrips} during allocation phases = {r.RttPerSlab:0.###} per slab (FETCH_AND_ADD + READ)"));
+        ImageReportWriter.Line(o, "  blade calls", $"{r.BladeCallsOnCriticalPath} on the critical path (agent paused during {r.Phases} timed phase{(r.Phases == 1 ? "" : "s")}; "
+            + $"{r.AgentPassesBetweenPhases} passes between them)");
+        ImageReportWriter.Line(o, "  sampling", $"p50/p99 from 1 op in {r.SampleEvery} timed alone; means from the whole timed loops");
+    }
+
+    private sealed class PhaseTimings
+    {
+        public long WallTicks { get; set; }
+
+        public long BusyTicks { get; set; }
+
+        public List<long> Samples { get; } = [];
+
+        public double MeanNs(long ops) => ops == 0 ? 0 : BusyTicks * (1e9 / Stopwatch.Frequency) / ops;
+
+        public double PercentileNs(double quantile)
+        {
+            if (Samples.Count == 0)
+            {
+                return 0;
+            }
+
+            Samples.Sort();
+            int index = (int)Math.Clamp(Math.Ceiling(quantile * Samples.Count) - 1, 0, Samples.Count - 1);
+            return Samples[index] * (1e9 / Stopwatch.Frequency);
+        }
+    }
+}
+
+/// <summary>What <c>bench</c> was asked to run.</summary>
+internal sealed record BenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, string Nvm);
+
+/// <summary>What <c>bench</c> measured (the <c>--json</c> object, snake_case keys).</summary>
+internal sealed record BenchReport(
+    string Fabric,
+    string Nvm,
+    string NvmDescription,
+    int Size,
+    int ObjectSize,
+    ulong SlabSize,
+    long Ops,
+    int Threads,
+    double AllocNs,
+    double AllocP50Ns,
+    double AllocP99Ns,
+    double FreeNs,
+    double FreeP50Ns,
+    double FreeP99Ns,
+    double ThroughputOpsPerS,
+    long SlabAcquires,
+    long SlabsReturned,
+    long AcquisitionRoundTrips,
+    double RttPerSlab,
+    long BladeCallsOnCriticalPath,
+    long AgentPassesBetweenPhases,
+    int Phases,
+    int SampleEvery);

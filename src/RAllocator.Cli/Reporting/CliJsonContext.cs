@@ -1,0 +1,14 @@
+using System.Text.Json.Serialization;
+using RAllocator.Cli.Commands;
+
+namespace RAllocator.Cli.Reporting;
+
+/// <summary>
+/// The JSON the CLI prints, source-generated: snake_case property names derived from the report records, so
+/// renaming a record property renames a key (the CLI tests pin the keys).
+/// </summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(ImageReport))]
+[JsonSerializable(typeof(CheckReport))]
+[JsonSerializable(typeof(BenchReport))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;

@@ -1,0 +1,122 @@
+namespace RAllocator.Cli.Tests;
+
+public sealed class BenchCommandTests
+{
+    private static readonly string[] s_requiredKeys =
+        ["ops", "alloc_ns", "free_ns", "slab_acquires", "rtt_per_slab", "blade_calls_on_critical_path"];
+
+    [Fact]
+    public async Task BenchJsonIsExactlyOneObjectWithTwoRoundTripsPerSlabAndNoBladeCalls()
+    {
+        var run = await Cli.RunAsync("bench", "--fabric", "loopback", "--size", "64", "--ops", "100000", "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        run.Out.Trim().ShouldStartWith("{");
+        run.Out.Trim().ShouldEndWith("}");
+        var json = run.Json();
+        var keys = json.EnumerateObject().Select(p => p.Name).ToHashSet();
+        foreach (string key in s_requiredKeys)
+        {
+            keys.ShouldContain(key);
+        }
+
+        json.GetProperty("ops").GetInt64().ShouldBe(100_000);
+        json.GetProperty("slab_acquires").GetInt64().ShouldBeGreaterThan(0);
+        json.GetProperty("rtt_per_slab").GetDouble().ShouldBe(2.0, "a slab costs FETCH_AND_ADD + READ");
+        json.GetProperty("blade_calls_on_critical_path").GetInt64().ShouldBe(0, "CPU bypass: no blade handler runs during acquisitions");
+        json.GetProperty("alloc_ns").GetDouble().ShouldBeGreaterThan(0);
+        json.GetProperty("free_ns").GetDouble().ShouldBeGreaterThan(0);
+        json.GetProperty("alloc_p99_ns").GetDouble().ShouldBeGreaterThanOrEqualTo(json.GetProperty("alloc_p50_ns").GetDouble());
+        json.GetProperty("throughput_ops_per_s").GetDouble().ShouldBeGreaterThan(0);
+        json.GetProperty("nvm").GetString().ShouldBe("simulated");
+    }
+
+    [Fact]
+    public async Task BenchWithSeveralThreadsStillCountsTwoRoundTripsPerSlab()
+    {
+        var run = await Cli.RunAsync("bench", "--size", "1KiB", "--ops", "50000", "--threads", "4", "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        var json = run.Json();
+        json.GetProperty("threads").GetInt32().ShouldBe(4);
+        json.GetProperty("slab_acquires").GetInt64().ShouldBeGreaterThanOrEqualTo(50);
+        json.GetProperty("rtt_per_slab").GetDouble().ShouldBe(2.0);
+        json.GetProperty("blade_calls_on_critical_path").GetInt64().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task BenchSplitsRunsLongerThanTheRingIntoPhasesWithTheAgentBetweenThem()
+    {
+        // 4 KiB objects in 64 KiB slabs: 15 objects per slab, about 700 slabs, more than one agent pass rings (256).
+        var run = await Cli.RunAsync("bench", "--size", "4KiB", "--slab-size", "64KiB", "--ops", "10000", "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        var json = run.Json();
+        json.GetProperty("phases").GetInt32().ShouldBeGreaterThan(1);
+        json.GetProperty("rtt_per_slab").GetDouble().ShouldBe(2.0);
+        json.GetProperty("blade_calls_on_critical_path").GetInt64().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task BenchTextNamesTheNvmItRanOnAndTheCountedCosts()
+    {
+        var run = await Cli.RunAsync("bench", "--ops", "20000", "--nvm", "file");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        run.Out.ShouldContain("blade nvm");
+        run.Out.ShouldContain("libpmem", Case.Insensitive, "the file NVM names its backend (libpmem or mmap+msync)");
+        run.Out.ShouldContain("per slab");
+        run.Out.ShouldContain("0 on the critical path");
+    }
+
+    [Theory]
+    [InlineData("shm")]
+    [InlineData("ucx")]
+    [InlineData("verbs")]
+    public async Task BenchOnAFabricNotBuiltYetIsAUsageErrorNamingLoopback(string fabric)
+    {
+        var run = await Cli.RunAsync("bench", "--fabric", fabric, "--ops", "10");
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("not available in this build yet");
+        run.Error.ShouldContain("loopback");
+    }
+
+    [Fact]
+    public async Task BenchOnAnUnknownFabricIsAUsageErrorNamingLoopback()
+    {
+        var run = await Cli.RunAsync("bench", "--fabric", "carrier-pigeon");
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("--fabric");
+        run.Error.ShouldContain("loopback");
+    }
+
+    [Theory]
+    [InlineData("--ops", "-5")]
+    [InlineData("--ops", "0")]
+    [InlineData("--ops", "many")]
+    [InlineData("--threads", "0")]
+    [InlineData("--size", "0")]
+    [InlineData("--size", "300KiB")]
+    [InlineData("--size", "12XB")]
+    [InlineData("--slab-size", "100KiB")]
+    [InlineData("--nvm", "tape")]
+    public async Task BenchWithAnArgumentOutOfRangeIsAUsageErrorNamingIt(string option, string value)
+    {
+        var run = await Cli.RunAsync("bench", option, value);
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain(option);
+        run.Out.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task BenchTooLargeForTheSimulatedNvmSaysToUseAFile()
+    {
+        var run = await Cli.RunAsync("bench", "--size", "256KiB", "--ops", "100000");
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("--nvm file");
+    }
+}
