@@ -112,6 +112,14 @@ public sealed partial class BladeAgent
 
             ulong slab = word.SlabIndex;
             ulong ticket = record.LoadTicket();
+            if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] != ticket)
+            {
+                // The 16-byte record is read while the node's WRITE may still be landing: a new slab word beside the
+                // previous lap's ticket. The node is still in flight (it posts "done" after this record), so the slab
+                // cannot have been released under it; read the record again next pass instead of rejecting it.
+                break;
+            }
+
             if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] == ticket)
             {
                 _image.MarkOwned(slab, node, ticket);

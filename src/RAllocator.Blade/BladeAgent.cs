@@ -99,9 +99,19 @@ public sealed partial class BladeAgent
     /// <summary>Free slabs (not ringed, owned or freeing).</summary>
     public long FreeSlabCount => _free.Count;
 
-    /// <summary>Runs passes until cancelled, pausing <see cref="BladeAgentOptions.PassInterval"/> between them.</summary>
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs passes on a dedicated thread until cancelled, pausing <see cref="BladeAgentOptions.PassInterval"/>
+    /// between them. A dedicated thread, because the agent must keep the ring filled even when the process's
+    /// thread pool is saturated by working-node code (as in an embedded blade).
+    /// </summary>
+    /// <returns>A task that completes when the loop stops, faulted if a pass threw.</returns>
+    public Task RunAsync(CancellationToken cancellationToken) =>
+        Task.Factory.StartNew(() => RunUntilCancelled(cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            .ContinueWith(t => t.IsCanceled ? Task.CompletedTask : t, TaskScheduler.Default).Unwrap();
+
+    private void RunUntilCancelled(CancellationToken cancellationToken)
     {
+        var interval = _options.PassInterval;
         while (!cancellationToken.IsCancellationRequested)
         {
             if (!Paused)
@@ -109,21 +119,18 @@ public sealed partial class BladeAgent
                 RunOnce();
             }
 
-            try
+            if (interval >= TimeSpan.FromMilliseconds(1))
             {
-                if (_options.PassInterval >= TimeSpan.FromMilliseconds(1))
-                {
-                    await Task.Delay(_options.PassInterval, cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    await Task.Yield();
-                    Thread.Sleep(0);
-                }
+                cancellationToken.WaitHandle.WaitOne(interval);
             }
-            catch (OperationCanceledException)
+            else
             {
-                return;
+                // Sub-millisecond pacing: sleeping would overshoot to the timer tick, so spin briefly instead.
+                var until = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(interval.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+                while (System.Diagnostics.Stopwatch.GetTimestamp() < until && !cancellationToken.IsCancellationRequested)
+                {
+                    Thread.Yield();
+                }
             }
         }
     }
