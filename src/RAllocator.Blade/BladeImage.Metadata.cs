@@ -13,6 +13,9 @@ public sealed partial class BladeImage
     /// <summary>Persist points per metadata update (intent argument, intent word, ownership, bitmap, clear).</summary>
     public const int PersistsPerMetadataUpdate = 5;
 
+    /// <summary>Persist points of a ring update: the metadata update plus the wear counter.</summary>
+    public const int PersistsPerRingUpdate = PersistsPerMetadataUpdate + 1;
+
     /// <summary>Places free slab <paramref name="slabIndex"/> in the ring under <paramref name="ticket"/>.</summary>
     public void MarkRinged(ulong slabIndex, ulong ticket) =>
         ApplyIntent(new BladeIntent(BladeIntentKind.Ring, 0, slabIndex), ticket);
@@ -56,8 +59,11 @@ public sealed partial class BladeImage
 
         if (intent.Kind == BladeIntentKind.Ring)
         {
-            // Wear is a placement hint, not state: an increment lost to a crash only makes one slab look fresher.
-            Layout.Wear(Region, (long)intent.SlabIndex).FetchAddHandOuts(1);
+            // Wear is a placement hint, not state, so it stays outside the intent: a crash between the ring update
+            // and this persist loses one increment, which only makes one slab look slightly fresher.
+            var wear = Layout.Wear(Region, (long)intent.SlabIndex);
+            wear.FetchAddHandOuts(1);
+            wear.PersistHandOuts();
         }
     }
 

@@ -109,30 +109,34 @@ public sealed record HeapScenario(int NodeCount, HeapCommand[] Commands)
 /// <summary>Generator and shrinker of <see cref="HeapScenario"/>s.</summary>
 public static class HeapScenarios
 {
-    /// <summary>Object sizes: small and medium classes, one-object-per-slab classes that churn slabs, and sizes
-    /// larger than a 64 KiB slab can hold (which must be refused without acquiring a slab).</summary>
-    public static Gen<int> Size { get; } = Gen.Frequency(
-        (35, Gen.Choose(1, 256)),
-        (20, Gen.Choose(257, 8192)),
-        (30, Gen.Choose(32 * 1024 + 1, 56 * 1024)),
+    /// <summary>
+    /// Object sizes: small and medium classes, one-object-per-slab classes that churn slabs, and sizes larger than
+    /// a 64 KiB slab can hold (which must be refused without acquiring a slab). Under pressure, mostly one-object
+    /// slabs, so that a scenario runs the blade (about 60 slabs) full and freed slabs are reused.
+    /// </summary>
+    public static Gen<int> Size(bool pressure) => Gen.Frequency(
+        (pressure ? 10 : 35, Gen.Choose(1, 256)),
+        (pressure ? 5 : 20, Gen.Choose(257, 8192)),
+        (pressure ? 60 : 30, Gen.Choose(32 * 1024 + 1, 56 * 1024)),
         (2, Gen.Choose(56 * 1024 + 1, 256 * 1024)));
 
-    /// <summary>A scenario of up to FsCheck's size (100 by default) commands on 2 or 3 nodes.</summary>
+    /// <summary>A scenario of up to FsCheck's size (100 by default) commands on 2 or 3 nodes; one in three under pressure.</summary>
     public static Gen<HeapScenario> Scenario { get; } =
         from nodes in Gen.Choose(2, 3)
-        from commands in Command(nodes).ArrayOf()
+        from pressure in Gen.Frequency((2, Gen.Constant(false)), (1, Gen.Constant(true)))
+        from commands in Command(nodes, pressure).ArrayOf()
         select new HeapScenario(nodes, commands);
 
     /// <summary>The arbitrary the model property runs on.</summary>
     public static Arbitrary<HeapScenario> Arbitrary { get; } = Arb.From(Scenario, Shrink);
 
-    private static Gen<HeapCommand> Command(int nodes)
+    private static Gen<HeapCommand> Command(int nodes, bool pressure)
     {
         var node = Gen.Choose(0, nodes - 1);
         var pick = Gen.Choose(0, 1000);
         var allocate = from n in node
-                       from size in Size
-                       from count in Gen.Frequency((3, Gen.Constant(1)), (2, Gen.Choose(2, 6)))
+                       from size in Size(pressure)
+                       from count in Gen.Frequency((3, Gen.Constant(1)), (2, Gen.Choose(2, 6)), (pressure ? 2 : 0, Gen.Choose(7, 12)))
                        select (HeapCommand)new HeapCommand.Allocate(n, size, count);
         var free = from n in node from p in pick select (HeapCommand)new HeapCommand.Free(n, p);
         var write = from n in node

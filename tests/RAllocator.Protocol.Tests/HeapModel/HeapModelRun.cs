@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using RAllocator.Fabric;
 
 namespace RAllocator.Protocol.Tests.HeapModel;
 
@@ -30,6 +29,9 @@ internal sealed class HeapModelRun
     /// <summary>Bytes of an object the model writes and checks (its whole size up to this).</summary>
     private const int CheckedPrefixBytes = 64;
 
+    /// <summary>Bytes at the start of every carved slab reserved for its header.</summary>
+    private const int CarvedSlabHeaderBytes = CarvedSlab.HeaderBytes;
+
     private const int MaxOpenGuardsPerNode = 2;
 
     public static readonly BladeFormatOptions FormatOptions = new() { MaxNodes = 3, RingCapacity = 4, AckSlotsPerNode = 8, FreeSlotsPerNode = 8 };
@@ -39,8 +41,13 @@ internal sealed class HeapModelRun
     private readonly ProtocolOptions _protocol;
     private readonly ModelNode[] _nodes;
 
-    // Slabs returned to the blade and not acquired again since, with the step of their return.
-    private readonly Dictionary<ulong, int> _returnedAtStep = [];
+    // Slabs returned to the blade and not acquired again since: the step of their return, and the generation
+    // (ticket) they were owned under, which tells a slab still Ringed under its unapplied acknowledgement from
+    // one the blade has ringed again.
+    private readonly Dictionary<ulong, (int Step, ulong Generation)> _returnedAtStep = [];
+
+    // Nodes whose lease the current agent let expire: they no longer hold reclamation back (protocol.md, epochs).
+    private readonly HashSet<uint> _leaseExpired = [];
     private long _backoffPasses;
     private int _step = -1;
     private HeapCommand? _command;
@@ -49,7 +56,7 @@ internal sealed class HeapModelRun
     {
         _faults = faults;
         _blade = EmbeddedBlade.Format(0, new SimulatedNvm(RegionBytes), SlabSizeBytes, FormatOptions);
-        PlantAgentFaults();
+        StartWatchingAgent();
         _protocol = new ProtocolOptions
         {
             // Acquisitions never stall: a retry runs one agent pass, which fills the ring and drains the areas.
@@ -207,8 +214,6 @@ internal sealed class HeapModelRun
         }
     }
 
-    private const int CarvedSlabHeaderBytes = 64;
-
     private void CheckOutOfMemoryIsJustified(BladeOutOfMemoryException ex)
     {
         // When the refill found no free slab, every slab was Owned (held, or returned and not drained), Freeing
@@ -288,10 +293,10 @@ internal sealed class HeapModelRun
 
     private void Crash(ModelNode node)
     {
-        // The process dies: its heap, its epoch guards and its view of the blade are gone. What it posted is on
-        // the blade already (the loopback fabric executes each verb before the call returns).
+        // The process dies: its heap and its view of the blade are gone. What it posted is on the blade already
+        // (the loopback fabric executes each verb before the call returns), including the epoch it last published,
+        // which its guards of that time pinned: the model keeps them until the node registers again.
         node.Heap = null;
-        node.Guards.Clear();
     }
 
     private async Task OpenAsync(ModelNode node, bool expectRecovery)
@@ -314,6 +319,7 @@ internal sealed class HeapModelRun
         node.Heap = heap;
         node.Guards.Clear();
         node.LastPublishStep = _step;
+        _leaseExpired.Remove(node.Id);
         if (!expectRecovery)
         {
             return;
@@ -356,11 +362,12 @@ internal sealed class HeapModelRun
             throw Violation(Invariants.ConsistentImage, $"the blade did not restart after a power failure (Crash({seed}))", ex);
         }
 
-        PlantAgentFaults();
+        StartWatchingAgent();
         Interlocked.Increment(ref Totals.BladeCrashes);
         foreach (var node in _nodes)
         {
-            // Every connection died with the blade: the nodes restart too (guards gone, new incarnation).
+            // Every connection died with the blade: the nodes that were up restart too (below: new incarnation,
+            // guards gone); the bytes of every object, up or down, are whatever the crash kept.
             Crash(node);
             foreach (var o in node.Objects)
             {
@@ -442,6 +449,17 @@ internal sealed class HeapModelRun
             }
         }
 
+        // A returned slab is back in the free set (or the ring) only once its epoch can have passed everywhere.
+        foreach (var (slabIndex, returned) in _returnedAtStep)
+        {
+            var slab = state.Slabs[(int)slabIndex];
+            bool reclaimed = slab.State == SlabState.Free || (slab.State == SlabState.Ringed && slab.Generation != returned.Generation);
+            if (reclaimed && WhyNotReusable(returned.Step) is { } why)
+            {
+                throw Violation(Invariants.SafeReuse, $"slab {slabIndex}, returned at step {returned.Step}, is {slab.State} again, but {why}");
+            }
+        }
+
         // Nothing on the blade is owned or freeing without a reason the model knows.
         foreach (var slab in state.Slabs)
         {
@@ -460,21 +478,25 @@ internal sealed class HeapModelRun
     /// </summary>
     private async Task SettleAndCheckNoLeakAsync()
     {
+        // Settling takes steps of its own after the last command, so the model orders its exits and publications.
         foreach (var node in _nodes.Where(n => n.Heap is null))
         {
             await OpenAsync(node, expectRecovery: true);
         }
 
-        foreach (var guard in _nodes.SelectMany(n => n.Guards))
+        foreach (var guard in _nodes.SelectMany(n => n.Guards).Where(g => g.ExitedAt is null))
         {
             guard.Guard.Dispose();
+            guard.ExitedAt = _step;
         }
 
         for (int round = 0; round < 4; round++)
         {
+            _step++;
             foreach (var node in _nodes)
             {
                 await node.Heap!.PublishEpochsAsync();
+                node.LastPublishStep = _step;
             }
 
             _blade.Agent.RunOnce();
@@ -524,9 +546,13 @@ internal sealed class HeapModelRun
                 throw Violation(Invariants.NoDoubleAllocation, $"node {node.Id} acquired slab {slab}, which node {holder.Id} holds");
             }
 
-            if (_returnedAtStep.Remove(slab, out int returnedAt))
+            if (_returnedAtStep.Remove(slab, out var returned))
             {
-                CheckSafeReuse(node, slab, returnedAt);
+                if (WhyNotReusable(returned.Step) is { } why)
+                {
+                    throw Violation(Invariants.SafeReuse, $"node {node.Id} was handed slab {slab}, returned at step {returned.Step}, but {why}");
+                }
+
                 Interlocked.Increment(ref Totals.SlabReuses);
             }
 
@@ -534,6 +560,7 @@ internal sealed class HeapModelRun
             Interlocked.Increment(ref Totals.SlabsAcquired);
         }
 
+        var generations = lost.Count > 0 ? _blade.Image.Scan().Slabs : null;
         foreach (ulong slab in lost)
         {
             var live = node.Objects.FirstOrDefault(o => o.Slab == slab);
@@ -543,7 +570,7 @@ internal sealed class HeapModelRun
             }
 
             node.Slabs.Remove(slab);
-            _returnedAtStep[slab] = _step;
+            _returnedAtStep[slab] = (_step, generations![(int)slab].Generation);
             Interlocked.Increment(ref Totals.SlabsReturned);
         }
 
@@ -551,37 +578,38 @@ internal sealed class HeapModelRun
     }
 
     /// <summary>
-    /// A slab returned at step <paramref name="returnedAt"/> may be handed out again only once every up node has
-    /// published an epoch (or registered) since, and after closing every guard it held open at the return.
-    /// These conditions are necessary, not sufficient: a node's publication carries the epoch it read, and the
-    /// drain epoch is at least the epoch of the return, so no earlier publication can let the slab go.
+    /// Why a slab returned at step <paramref name="returnedAt"/> may not be reused yet, or null. Every node whose
+    /// lease holds (up, or crashed and not yet expired) must have published an epoch, or registered, since the
+    /// return, and that publication must not have been pinned by a guard the node entered before the return.
+    /// These conditions are necessary, not sufficient: a publication carries the epoch the node read (or its
+    /// oldest guard's), and the slab's drain epoch is at least the epoch of its return.
     /// </summary>
-    private void CheckSafeReuse(ModelNode acquirer, ulong slab, int returnedAt)
+    private string? WhyNotReusable(int returnedAt)
     {
-        foreach (var node in _nodes.Where(n => n.Heap is not null))
+        foreach (var node in _nodes.Where(n => !_leaseExpired.Contains(n.Id)))
         {
+            string state = node.Heap is null ? "crashed " : "";
             if (node.LastPublishStep <= returnedAt)
             {
-                throw Violation(Invariants.SafeReuse,
-                    $"node {acquirer.Id} was handed slab {slab}, returned at step {returnedAt}, but node {node.Id} has not published an epoch since (last at step {node.LastPublishStep})");
+                return $"{state}node {node.Id} has not published an epoch since (last at step {node.LastPublishStep})";
             }
 
-            foreach (var guard in node.Guards.Where(g => g.EnteredAt <= returnedAt))
+            var pinning = node.Guards.FirstOrDefault(g => g.EnteredAt <= returnedAt && (g.ExitedAt is null || g.ExitedAt >= node.LastPublishStep));
+            if (pinning is not null)
             {
-                if (guard.ExitedAt is null || node.LastPublishStep <= guard.ExitedAt)
-                {
-                    throw Violation(Invariants.SafeReuse,
-                        $"node {acquirer.Id} was handed slab {slab}, returned at step {returnedAt}, while node {node.Id} "
-                        + (guard.ExitedAt is null
-                            ? $"still holds the epoch guard it entered at step {guard.EnteredAt}"
-                            : $"has not published since closing at step {guard.ExitedAt} the guard it entered at step {guard.EnteredAt}"));
-                }
+                return $"{state}node {node.Id} last published at step {node.LastPublishStep} under the epoch guard it entered at step {pinning.EnteredAt}"
+                    + (pinning.ExitedAt is null ? " and still holds" : $" and closed at step {pinning.ExitedAt}");
             }
         }
+
+        return null;
     }
 
-    private void PlantAgentFaults()
+    private void StartWatchingAgent()
     {
+        // A new agent starts every lease afresh.
+        _leaseExpired.Clear();
+        _blade.Agent.NodeLeaseExpired += node => _leaseExpired.Add(node);
         if (_faults.Agent is { } agentFaults)
         {
             _blade.Agent.Faults = agentFaults;
@@ -621,7 +649,7 @@ internal sealed class HeapModelRun
 
     private InvariantViolation Violation(string invariant, string detail, Exception? inner = null)
     {
-        string where = _command is null ? $"after the last step ({_step} steps)" : $"step {_step} ({_command})";
+        string where = _command is null ? $"while settling after the last command (step {_step})" : $"step {_step} ({_command})";
         return inner is null ? new InvariantViolation(invariant, $"{where}: {detail}") : new InvariantViolation(invariant, $"{where}: {detail}", inner);
     }
 
