@@ -98,6 +98,12 @@ public static class Program
         {
             cli.Verbose,
         };
+        // --version names this tool's version, also when RunAsync is hosted by another entry assembly (the tests).
+        foreach (var version in root.Options.OfType<VersionOption>())
+        {
+            version.Action = new PrintVersionAction(cli.Out);
+        }
+
         root.Subcommands.Add(FormatCommand.Create(cli));
         root.Subcommands.Add(InspectCommand.CreateInspect(cli));
         root.Subcommands.Add(InspectCommand.CreateCheck(cli));
@@ -130,6 +136,22 @@ public static class Program
         {
             stderr.WriteLine(ex.ToString());
         }
+    }
+}
+
+/// <summary>Prints the informational version of the rallocator assembly.</summary>
+internal sealed class PrintVersionAction(TextWriter output) : SynchronousCommandLineAction
+{
+    public static string Version =>
+        typeof(Program).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+        ?? typeof(Program).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
+
+    public override int Invoke(ParseResult parseResult)
+    {
+        output.WriteLine(Version);
+        return ExitCodes.Ok;
     }
 }
 

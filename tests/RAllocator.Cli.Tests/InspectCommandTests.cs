@@ -129,6 +129,46 @@ public sealed class InspectCommandTests
     }
 
     [Fact]
+    public async Task CheckOfAFileTooSmallForABladeNamesRegionTooSmall()
+    {
+        using var dir = new TempDirectory();
+        string image = dir.File("tiny.img");
+        await File.WriteAllBytesAsync(image, new byte[100]);
+
+        var run = await Cli.RunAsync("check", image);
+
+        run.ExitCode.ShouldBe(ExitCodes.Failed, run.ToString());
+        run.Out.ShouldContain(nameof(BladeImageError.RegionTooSmall));
+    }
+
+    [Fact]
+    public async Task CheckOfAnEmptyFileFailsNamingTheFile()
+    {
+        using var dir = new TempDirectory();
+        string image = dir.File("empty.img");
+        await File.WriteAllBytesAsync(image, []);
+
+        var run = await Cli.RunAsync("check", image);
+
+        run.ExitCode.ShouldBe(ExitCodes.Failed, run.ToString());
+        run.Error.ShouldContain(image);
+        run.Error.ShouldContain("empty");
+        run.Error.ShouldNotContain("   at ");
+    }
+
+    [Fact]
+    public async Task InspectJsonDoesNotEscapePathsOrBackendNames()
+    {
+        using var dir = new TempDirectory();
+        string image = await Images.FormattedAsync(dir);
+
+        var run = await Cli.RunAsync("inspect", image, "--json");
+
+        run.Out.ShouldContain("\"backend\": \"mmap+msync\"");
+        run.Out.ShouldNotContain("\\u002B");
+    }
+
+    [Fact]
     public async Task InspectOfAMissingFileFailsNamingTheFile()
     {
         using var dir = new TempDirectory();

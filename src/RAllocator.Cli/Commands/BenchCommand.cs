@@ -63,19 +63,19 @@ internal static class BenchCommand
                 ? $"--fabric {value} is not available in this build yet; use --fabric loopback (the in-process fabric), which works."
                 : $"--fabric '{value}' is not a fabric; use --fabric loopback (shm, ucx and verbs are not available in this build yet).");
         });
-        var size = CliOptions.Size("--size", $"Object size to allocate, 1 byte to {SizeClasses.MaxSizeBytes / 1024}KiB (default 64).", 64)
+        var size = CliOptions.Size("--size", $"Object size to allocate, 1 byte to {SizeClasses.MaxSizeBytes / 1024}KiB.", 64)
             .CheckSize((value, text) => value is >= 1 and <= SizeClasses.MaxSizeBytes
                 ? null
                 : $"--size {text} is out of range: objects are 1 byte to {SizeClasses.MaxSizeBytes / 1024}KiB.");
         var ops = new Option<long>("--ops")
         {
-            Description = "Objects to allocate, then free (default 1000000).",
+            Description = "Objects to allocate, then free.",
             HelpName = "N",
             DefaultValueFactory = _ => 1_000_000,
         }.InRange(1L, 100_000_000L);
         var threads = new Option<int>("--threads")
         {
-            Description = "Threads allocating and freeing concurrently on one working-node heap (default 1).",
+            Description = "Threads allocating and freeing concurrently on one working-node heap.",
             HelpName = "T",
             DefaultValueFactory = _ => 1,
         }.InRange(1, 256);
@@ -83,7 +83,7 @@ internal static class BenchCommand
             .CheckSize(FormatCommand.CheckSlabSize);
         var nvm = new Option<string>("--nvm")
         {
-            Description = "The blade's NVM: simulated (in memory, default) or file (a sparse temporary file, mapped).",
+            Description = "The blade's NVM: simulated (in memory) or file (a sparse temporary file, mapped and deleted afterwards).",
             HelpName = "simulated|file",
             DefaultValueFactory = _ => "simulated",
         };
@@ -113,7 +113,7 @@ internal static class BenchCommand
         var report = await MeasureAsync(settings, cancellationToken).ConfigureAwait(false);
         if (json)
         {
-            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.BenchReport));
+            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Output.BenchReport));
         }
         else
         {
@@ -226,9 +226,15 @@ internal static class BenchCommand
                 AllocNs: Round(alloc.MeanNs(settings.Ops)),
                 AllocP50Ns: Round(alloc.PercentileNs(0.50)),
                 AllocP99Ns: Round(alloc.PercentileNs(0.99)),
+                AllocP999Ns: Round(alloc.PercentileNs(0.999)),
+                AllocMaxNs: Round(alloc.PercentileNs(1.0)),
+                AllocSampledMeanNs: Round(alloc.SampledMeanNs()),
                 FreeNs: Round(free.MeanNs(settings.Ops)),
                 FreeP50Ns: Round(free.PercentileNs(0.50)),
                 FreeP99Ns: Round(free.PercentileNs(0.99)),
+                FreeP999Ns: Round(free.PercentileNs(0.999)),
+                FreeMaxNs: Round(free.PercentileNs(1.0)),
+                FreeSampledMeanNs: Round(free.SampledMeanNs()),
                 ThroughputOpsPerS: Math.Round(2.0 * settings.Ops / Math.Max(wallSeconds, 1e-9)),
                 SlabAcquires: slabsAcquired,
                 SlabsReturned: slabsReturned,
@@ -342,15 +348,15 @@ internal static class BenchCommand
         o.WriteLine($"bench: {r.Ops} allocations then {r.Ops} frees of {r.Size} B (size class {r.ObjectSize} B), {r.Threads} thread{(r.Threads == 1 ? "" : "s")}, "
             + $"{r.Fabric} fabric, {ByteSize.Format(r.SlabSize)} slabs");
         ImageReportWriter.Line(o, "  blade nvm", r.NvmDescription);
-        ImageReportWriter.Line(o, "  allocate", $"mean {F(r.AllocNs)} ns/op, p50 {F(r.AllocP50Ns)} ns, p99 {F(r.AllocP99Ns)} ns");
-        ImageReportWriter.Line(o, "  free", $"mean {F(r.FreeNs)} ns/op, p50 {F(r.FreeP50Ns)} ns, p99 {F(r.FreeP99Ns)} ns");
+        ImageReportWriter.Line(o, "  allocate", $"mean {F(r.AllocNs)} ns/op; sampled: p50 {F(r.AllocP50Ns)}, p99 {F(r.AllocP99Ns)}, p99.9 {F(r.AllocP999Ns)}, max {F(r.AllocMaxNs)} ns");
+        ImageReportWriter.Line(o, "  free", $"mean {F(r.FreeNs)} ns/op; sampled: p50 {F(r.FreeP50Ns)}, p99 {F(r.FreeP99Ns)}, p99.9 {F(r.FreeP999Ns)}, max {F(r.FreeMaxNs)} ns");
         ImageReportWriter.Line(o, "  throughput", string.Create(CultureInfo.InvariantCulture, $"{r.ThroughputOpsPerS / 1e6:0.00} M ops/s (allocations + frees over wall time)"));
         ImageReportWriter.Line(o, "  slabs", $"{r.SlabAcquires} acquired, {r.SlabsReturned} returned");
         ImageReportWriter.Line(o, "  round trips", string.Create(CultureInfo.InvariantCulture,
             $"{r.AcquisitionRoundTrips} during allocation phases = {r.RttPerSlab:0.###} per slab (FETCH_AND_ADD + READ)"));
         ImageReportWriter.Line(o, "  blade calls", $"{r.BladeCallsOnCriticalPath} on the critical path (agent paused during {r.Phases} timed phase{(r.Phases == 1 ? "" : "s")}; "
             + $"{r.AgentPassesBetweenPhases} passes between them)");
-        ImageReportWriter.Line(o, "  sampling", $"p50/p99 from 1 op in {r.SampleEvery} timed alone; means from the whole timed loops");
+        ImageReportWriter.Line(o, "  sampling", $"percentiles from 1 op in {r.SampleEvery} timed alone; means from the whole timed loops");
     }
 
     private sealed class PhaseTimings
@@ -362,6 +368,8 @@ internal static class BenchCommand
         public List<long> Samples { get; } = [];
 
         public double MeanNs(long ops) => ops == 0 ? 0 : BusyTicks * (1e9 / Stopwatch.Frequency) / ops;
+
+        public double SampledMeanNs() => Samples.Count == 0 ? 0 : Samples.Average() * (1e9 / Stopwatch.Frequency);
 
         public double PercentileNs(double quantile)
         {
@@ -393,9 +401,15 @@ internal sealed record BenchReport(
     double AllocNs,
     double AllocP50Ns,
     double AllocP99Ns,
+    double AllocP999Ns,
+    double AllocMaxNs,
+    double AllocSampledMeanNs,
     double FreeNs,
     double FreeP50Ns,
     double FreeP99Ns,
+    double FreeP999Ns,
+    double FreeMaxNs,
+    double FreeSampledMeanNs,
     double ThroughputOpsPerS,
     long SlabAcquires,
     long SlabsReturned,

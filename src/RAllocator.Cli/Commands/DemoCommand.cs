@@ -76,7 +76,7 @@ internal static class DemoCommand
             var g = blade.Image.Geometry;
             o.WriteLine($"1. Formatted {file} as a blade: {ByteSize.Format(g.RegionSizeBytes)}, {g.SlabCount} slabs of {ByteSize.Format(g.SlabSizeBytes)}, "
                 + $"a ring of {g.RingCapacity} entries, {ByteSize.Format(g.MetadataBytes)} of metadata, slab 0 at offset {g.DataOffset}.");
-            o.WriteLine($"   NVM backend: {region.Backend}" + (region.FallbackReason is { } reason ? $" ({reason})" : $", persistence {region.PersistenceDomain}") + ".");
+            o.WriteLine($"   NVM backend: {FormatCommand.DescribeBackend(region)}.");
 
             // 2. The agent fills the ring, then stays out of the way.
             blade.Agent.RunOnce();
@@ -237,7 +237,7 @@ internal static class DemoCommand
         o.WriteLine($"     -> {slabs} slabs acquired (slabs {List(newSlabs)}) with {cost.RoundTrips} round trips = "
             + $"{(slabs == 0 ? "n/a" : (cost.RoundTrips / (double)slabs).ToString("0.##", CultureInfo.InvariantCulture))} per slab "
             + $"({cost.FetchAdds} FETCH_AND_ADD on the sequencer + {cost.Reads} READ of a ring entry; "
-            + $"{cost.UnsignaledPosts} acknowledgement, claim and header writes posted without waiting).");
+            + $"{cost.UnsignaledPosts} writes posted without waiting: announce, claim, acknowledgement and slab header per slab).");
         o.WriteLine($"     -> the other {workload.Sum(w => w.Count) - slabs} allocations touched no network at all.");
         return objects;
     }

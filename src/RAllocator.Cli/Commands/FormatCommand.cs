@@ -135,20 +135,32 @@ internal static class FormatCommand
     /// <summary>Prints which NVM backend a file region uses and, when libpmem is not used, why and what to do.</summary>
     public static void WriteBackend(TextWriter output, MappedFileNvm region)
     {
-        string persistence = region.PersistenceDomain switch
-        {
-            NvmPersistenceDomain.PersistentMemory => "pmem_persist: real persistent memory",
-            NvmPersistenceDomain.MappedFileMsync => "msync: a mapped file, not persistent memory",
-            _ => region.PersistenceDomain.ToString(),
-        };
-        ImageReportWriter.Line(output, "  nvm backend", $"{region.Backend} ({persistence})");
+        ImageReportWriter.Line(output, "  nvm backend", $"{region.Backend} ({Persistence(region.PersistenceDomain)})");
         if (region.FallbackReason is { } reason)
         {
             ImageReportWriter.Line(output, "  fallback", reason);
-            if (!NvmRegions.IsLibpmemAvailable && !reason.Contains("apt-get", StringComparison.Ordinal))
+            if (InstallHint(reason) is { } hint)
             {
-                ImageReportWriter.Line(output, "  hint", "install libpmem with: apt-get install libpmem1");
+                ImageReportWriter.Line(output, "  hint", hint);
             }
         }
     }
+
+    /// <summary>One line: the backend, how it persists, and the fallback reason with the install hint if any.</summary>
+    public static string DescribeBackend(MappedFileNvm region) =>
+        $"{region.Backend} ({Persistence(region.PersistenceDomain)})"
+        + (region.FallbackReason is { } reason ? $"; {reason}" + (InstallHint(reason) is { } hint ? $"; {hint}" : "") : "");
+
+    private static string Persistence(NvmPersistenceDomain domain) => domain switch
+    {
+        NvmPersistenceDomain.PersistentMemory => "pmem_persist: real persistent memory",
+        NvmPersistenceDomain.MappedFileMsync => "msync: a mapped file, not persistent memory",
+        _ => domain.ToString(),
+    };
+
+    /// <summary>The libpmem install hint when libpmem is missing and the reason does not already say it.</summary>
+    private static string? InstallHint(string reason) =>
+        !NvmRegions.IsLibpmemAvailable && !reason.Contains("apt-get", StringComparison.Ordinal)
+            ? "install libpmem with: apt-get install libpmem1"
+            : null;
 }

@@ -54,7 +54,7 @@ internal static class InspectCommand
         var report = ImageReport.Build(fullPath, region, image, image.Scan());
         if (json)
         {
-            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.ImageReport));
+            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Output.ImageReport));
         }
         else
         {
@@ -82,7 +82,7 @@ internal static class InspectCommand
 
         if (json)
         {
-            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.CheckReport));
+            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Output.CheckReport));
         }
         else if (report.Consistent)
         {

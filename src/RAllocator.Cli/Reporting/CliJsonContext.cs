@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using RAllocator.Cli.Commands;
 
@@ -11,4 +13,16 @@ namespace RAllocator.Cli.Reporting;
 [JsonSerializable(typeof(ImageReport))]
 [JsonSerializable(typeof(CheckReport))]
 [JsonSerializable(typeof(BenchReport))]
-internal sealed partial class CliJsonContext : JsonSerializerContext;
+internal sealed partial class CliJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// The context the commands print with: as <see cref="JsonSerializerContext"/>'s default, but without escaping
+    /// '+' or quotes in paths and backend names ("mmap+msync"); the output goes to terminals and files, not HTML.
+    /// </summary>
+    public static CliJsonContext Output { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
