@@ -99,75 +99,115 @@ public sealed partial class BladeAgent
 
     private void DrainAcknowledgements(uint node, NodeHeader header)
     {
-        ulong applied = header.AcksApplied;
         uint slots = _geometry.AckSlotsPerNode;
-        for (ulong sequence = applied + 1; sequence <= applied + slots; sequence++)
-        {
-            var record = _layout.AckSlots(_image.Region, node * slots + (long)((sequence - 1) % slots));
-            var word = SequencedSlabWord.Unpack(record.LoadWord());
-            if (word.Sequence != (uint)sequence)
+        var nodeHeader = _layout.NodeHeaders(_image.Region, node);
+        DrainSequencedRecords(
+            header.AcksApplied,
+            slots,
+            slot => _layout.AckSlots(_image.Region, (node * slots) + slot).LoadWord(),
+            (slab, slot) =>
             {
-                break;
-            }
+                ulong ticket = _layout.AckSlots(_image.Region, (node * slots) + slot).LoadTicket();
+                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] != ticket)
+                {
+                    // The 16-byte record is read while the node's WRITE may still be landing: a new slab word beside
+                    // the previous lap's ticket. The node is still in flight (it posts "done" after this record), so
+                    // the slab cannot have been released under it; read the record again next pass, do not reject it.
+                    return false;
+                }
 
-            ulong slab = word.SlabIndex;
-            ulong ticket = record.LoadTicket();
-            if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] != ticket)
-            {
-                // The 16-byte record is read while the node's WRITE may still be landing: a new slab word beside the
-                // previous lap's ticket. The node is still in flight (it posts "done" after this record), so the slab
-                // cannot have been released under it; read the record again next pass instead of rejecting it.
-                break;
-            }
+                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed)
+                {
+                    _image.MarkOwned(slab, node, ticket);
+                    SetState(slab, SlabState.Owned, node);
+                    _ringedSlabByTicket.Remove(ticket);
+                    _stats = _stats with { AcksApplied = _stats.AcksApplied + 1 };
+                }
+                else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node && _generations[slab] == ticket))
+                {
+                    // Not a replay of an applied acknowledgement: the node acknowledged a slab it was not given.
+                    _stats = _stats with { AcksRejected = _stats.AcksRejected + 1 };
+                }
 
-            if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] == ticket)
+                return true;
+            },
+            sequence =>
             {
-                _image.MarkOwned(slab, node, ticket);
-                SetState(slab, SlabState.Owned, node);
-                _ringedSlabByTicket.Remove(ticket);
-                _stats = _stats with { AcksApplied = _stats.AcksApplied + 1 };
-            }
-            else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node && _generations[slab] == ticket))
-            {
-                // Not a replay of an applied acknowledgement: the node acknowledged a slab it was not given.
-                _stats = _stats with { AcksRejected = _stats.AcksRejected + 1 };
-            }
-
-            var nodeHeader = _layout.NodeHeaders(_image.Region, node);
-            nodeHeader.StoreAcksApplied(sequence);
-            nodeHeader.PersistAcksApplied();
-        }
+                nodeHeader.StoreAcksApplied(sequence);
+                nodeHeader.PersistAcksApplied();
+            });
     }
 
     private void DrainFrees(uint node, NodeHeader header)
     {
-        ulong applied = header.FreesApplied;
         uint slots = _geometry.FreeSlotsPerNode;
+        var nodeHeader = _layout.NodeHeaders(_image.Region, node);
+        DrainSequencedRecords(
+            header.FreesApplied,
+            slots,
+            slot => _layout.FreeSlots(_image.Region, (node * slots) + slot).LoadWord(),
+            (slab, _) =>
+            {
+                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed)
+                {
+                    // A node acknowledges a slab before it frees it, on one ordered connection, but a pass reads the
+                    // node's acknowledgements before its frees while the node keeps writing: an acknowledgement that
+                    // landed after DrainAcknowledgements looked is visible now. Apply it before judging this free;
+                    // rejecting the free would leave the slab Owned by a node that has returned it, a permanent leak
+                    // (found by tests/RAllocator.Coyote.Tests).
+                    var current = header;
+                    current.AcksApplied = nodeHeader.LoadAcksApplied();
+                    DrainAcknowledgements(node, current);
+                    if (_states[slab] == SlabState.Ringed)
+                    {
+                        // Its acknowledgement cannot be applied yet: keep this free, and those after it, for a later pass.
+                        return false;
+                    }
+                }
+
+                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node)
+                {
+                    _image.MarkFreeing(slab, node, _globalEpoch);
+                    SetState(slab, SlabState.Freeing, node);
+                    _freedEpochBySlab[slab] = _globalEpoch;
+                    _stats = _stats with { FreesDrained = _stats.FreesDrained + 1 };
+                }
+                else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Freeing && _owners[slab] == node))
+                {
+                    _stats = _stats with { FreesRejected = _stats.FreesRejected + 1 };
+                }
+
+                return true;
+            },
+            sequence =>
+            {
+                nodeHeader.StoreFreesApplied(sequence);
+                nodeHeader.PersistFreesApplied();
+            });
+    }
+
+    /// <summary>
+    /// Walks a node's ring of sequenced records (acknowledgements or free requests) from the first one not yet
+    /// applied: each record whose sequence number follows on is applied, then the applied mark is persisted, so a
+    /// crash replays at most the record in hand (and <paramref name="apply"/> recognizes a replay).
+    /// </summary>
+    /// <param name="applied">The node's applied mark.</param>
+    /// <param name="slots">Slots in the node's area.</param>
+    /// <param name="loadWord">Loads the sequenced word of a slot.</param>
+    /// <param name="apply">Applies a record (slab, slot); false to stop and retry it next pass.</param>
+    /// <param name="markApplied">Stores and persists the new applied mark.</param>
+    private static void DrainSequencedRecords(ulong applied, uint slots, Func<long, ulong> loadWord, Func<ulong, long, bool> apply, Action<ulong> markApplied)
+    {
         for (ulong sequence = applied + 1; sequence <= applied + slots; sequence++)
         {
-            var record = _layout.FreeSlots(_image.Region, node * slots + (long)((sequence - 1) % slots));
-            var word = SequencedSlabWord.Unpack(record.LoadWord());
-            if (word.Sequence != (uint)sequence)
+            long slot = (long)((sequence - 1) % slots);
+            var word = SequencedSlabWord.Unpack(loadWord(slot));
+            if (word.Sequence != (uint)sequence || !apply(word.SlabIndex, slot))
             {
-                break;
+                return;
             }
 
-            ulong slab = word.SlabIndex;
-            if (slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node)
-            {
-                _image.MarkFreeing(slab, node, _globalEpoch);
-                SetState(slab, SlabState.Freeing, node);
-                _freedEpochBySlab[slab] = _globalEpoch;
-                _stats = _stats with { FreesDrained = _stats.FreesDrained + 1 };
-            }
-            else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Freeing && _owners[slab] == node))
-            {
-                _stats = _stats with { FreesRejected = _stats.FreesRejected + 1 };
-            }
-
-            var nodeHeader = _layout.NodeHeaders(_image.Region, node);
-            nodeHeader.StoreFreesApplied(sequence);
-            nodeHeader.PersistFreesApplied();
+            markApplied(sequence);
         }
     }
 
