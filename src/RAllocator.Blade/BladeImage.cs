@@ -44,7 +44,8 @@ public sealed partial class BladeImage
 
     /// <summary>
     /// Lays out a fresh image over the whole region. Any image already there is destroyed: its superblocks are
-    /// invalidated first, so a crash during format leaves either no image or the complete new one, never a mix.
+    /// invalidated first, so a crash during format leaves no image, the complete new one, or (before the first
+    /// persist) the old one untouched; never a mix.
     /// </summary>
     /// <exception cref="BladeGeometryException">The parameters cannot make a valid image for this region.</exception>
     public static BladeImage Format(INvmRegion region, ulong slabSizeBytes, BladeFormatOptions? options = null, ulong? bladeUid = null)
@@ -53,10 +54,14 @@ public sealed partial class BladeImage
         var geometry = BladeGeometry.ForRegion((ulong)region.Length, slabSizeBytes, options);
         var layout = geometry.Layout;
 
-        // 1. Invalidate both superblocks, so no later crash can pair an old superblock with new metadata.
-        ZeroRange(region, BladeLayout.SuperblockAOffset, Superblock.SizeBytes);
-        ZeroRange(region, BladeLayout.SuperblockBOffset, Superblock.SizeBytes);
-        region.Persist(BladeLayout.SuperblockAOffset, BladeLayout.SuperblockBOffset + Superblock.SizeBytes);
+        // 1. Invalidate both superblocks, so no later crash can pair an old superblock with new metadata. The older
+        //    copy goes first, in its own persist: a crash between the two persists then leaves the old image at its
+        //    current superblock, never rolled back to the older copy (whose incarnation the next open would reuse).
+        var (olderCopyOffset, currentCopyOffset) = SuperblockOffsetsOlderFirst(region);
+        ZeroRange(region, olderCopyOffset, Superblock.SizeBytes);
+        region.Persist(olderCopyOffset, Superblock.SizeBytes);
+        ZeroRange(region, currentCopyOffset, Superblock.SizeBytes);
+        region.Persist(currentCopyOffset, Superblock.SizeBytes);
 
         // 2. Zero all other metadata (a fresh sparse file already reads as zeros; a reformat must clear it).
         long metadataStart = BladeLayout.SuperblockBOffset + BladeLayout.SuperblockBReserveBytes;
@@ -117,12 +122,21 @@ public sealed partial class BladeImage
     /// checksum, over the copy that is not current, then persisted. A crash at any point leaves the current copy
     /// valid; a torn new copy fails its checksum and is ignored.
     /// </summary>
+    /// <exception cref="ArgumentException">The change would make a superblock that no open accepts; nothing was written.</exception>
     public void UpdateSuperblock(Func<Superblock, Superblock> change)
     {
         ThrowIfReadOnly();
         var next = change(_superblock.Superblock);
         next.Generation = _superblock.Superblock.Generation + 1;
         next = SuperblockCodec.WithChecksum(next);
+
+        // Paired assertion: never write a copy the next open would reject. It would be ignored there (the image
+        // silently rolls back to the older copy), and the update after it would overwrite the last valid copy.
+        if (SuperblockCodec.Diagnose(next, Region.Length) is { } problem)
+        {
+            throw new ArgumentException($"The superblock change is invalid ({problem.Error}): {problem.Reason}. Nothing was written.", nameof(change));
+        }
+
         var target = _superblock.NextCopyToWrite;
         var view = target == SuperblockCopy.A ? Layout.SuperblockA(Region) : Layout.SuperblockB(Region);
         view.Store(next);
@@ -147,6 +161,26 @@ public sealed partial class BladeImage
         {
             throw new InvalidOperationException("This blade image was opened read-only (inspect/check); it cannot be changed.");
         }
+    }
+
+    /// <summary>The superblock copies of the image already in <paramref name="region"/>, its non-current copy first.</summary>
+    private static (long Older, long Current) SuperblockOffsetsOlderFirst(INvmRegion region)
+    {
+        try
+        {
+            var choice = SuperblockCodec.Choose(
+                Superblock.Read(region, BladeLayout.SuperblockAOffset), Superblock.Read(region, BladeLayout.SuperblockBOffset), region.Length);
+            if (choice.Copy == SuperblockCopy.B)
+            {
+                return (BladeLayout.SuperblockAOffset, BladeLayout.SuperblockBOffset);
+            }
+        }
+        catch (BladeImageException)
+        {
+            // No valid image here: nothing can be rolled back, either order will do.
+        }
+
+        return (BladeLayout.SuperblockBOffset, BladeLayout.SuperblockAOffset);
     }
 
     private static void ZeroRange(INvmRegion region, long offset, long length)

@@ -189,9 +189,9 @@ internal static class SeededCheck
         Check.One(config, Prop.ForAll(arbitrary, property));
     }
 
-    // The first lines (seed, sizes) and the shrunk input; stack traces are left out of the comparison.
+    // The seed, the original and shrunk inputs and the violation; the stack trace is left out of the comparison.
     private static string? Counterexample(string? message) =>
-        message?.Split("with exception:")[0];
+        message?.Split("\n   at ")[0];
 
     private static ulong Seed(string name)
     {

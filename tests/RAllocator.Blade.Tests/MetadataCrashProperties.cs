@@ -10,8 +10,8 @@ namespace RAllocator.Blade.Tests;
 /// </summary>
 public sealed class MetadataCrashProperties
 {
-    private const int MaxSteps = 8;
-    private const int MaxTest = 40;
+    private const int MaxSteps = 10;
+    private const int MaxTest = 50;
 
     private static readonly Lazy<(byte[] Image, BladeGeometry Geometry)> s_template = new(() =>
     {
@@ -54,15 +54,30 @@ public sealed class MetadataCrashProperties
     }
 
     [Fact]
-    public void EachMetadataUpdateCostsTheDocumentedNumberOfPersists()
+    public void AnOwnershipUpdateCostsTheDocumentedNumberOfPersists()
     {
         var (nvm, image) = TestImages.FormatSmall();
+        image.MarkRinged(3, ticket: 7);
         long before = nvm.PersistCount;
 
-        image.MarkRinged(3, ticket: 7);
+        image.MarkOwned(3, node: 1, ticket: 7);
 
         (nvm.PersistCount - before).ShouldBe(BladeImage.PersistsPerMetadataUpdate,
-            "the crash properties enumerate persist points from this count; it must match what an update really does");
+            "intent argument, intent word, ownership, bitmap and clear: one persist each");
+    }
+
+    [Fact]
+    public void WearCountersOfReturnedRingUpdatesSurviveACrashThatLosesEveryUnpersistedStore()
+    {
+        var (nvm, image) = TestImages.FormatSmall();
+        image.MarkRinged(1, ticket: 1);
+        image.MarkFree(1);
+        image.MarkRinged(1, ticket: 2);
+
+        nvm.CrashKeepingNone();
+
+        BladeImage.Open(nvm, BladeOpenMode.ReadOnly).Scan().Slabs[1].WearHandOuts.ShouldBe(2UL,
+            "the ring refill prefers the least-worn slab; the hand-outs of returned ring updates are durable");
     }
 
     private static ulong SlabCount => s_template.Value.Geometry.SlabCount is var n && n > 0 ? n : throw new InvalidOperationException();
@@ -93,7 +108,7 @@ public sealed class MetadataCrashProperties
 
         for (long point = 0; point <= persistPoints; point++)
         {
-            foreach (var failure in PowerFailure.At(point, scenario.CrashSeed, randomSubsets: 1))
+            foreach (var failure in PowerFailure.At(point, scenario.CrashSeed, randomSubsets: 2))
             {
                 var (nvm, image) = Restart(region, faults);
                 int returned = 0;
@@ -165,6 +180,17 @@ public sealed class MetadataCrashProperties
                 InvariantViolation.ThrowUnless(before[i].Matches(record), Invariant.ReturnedUpdatesSurvive,
                     () => $"slab {i} is {ExpectedSlab.Describe(record)}, the returned updates made it {before[i]}; {Context()}");
             }
+        }
+
+        // Wear is outside the intent but persisted before a ring update returns: hand-outs that returned are durable.
+        for (int i = 0; i < state.Slabs.Count; i++)
+        {
+            ulong handOuts = (ulong)ops.Take(returned).Count(op => op is MetadataOp.Ring && op.Slab == (ulong)i);
+            bool ringInFlight = inFlight is MetadataOp.Ring && inFlight.Slab == (ulong)i;
+            ulong wear = state.Slabs[i].WearHandOuts;
+            InvariantViolation.ThrowUnless(wear == handOuts || (ringInFlight && wear == handOuts + 1), Invariant.ReturnedUpdatesSurvive,
+                () => $"slab {i} has {wear} hand-outs, the returned ring updates made {handOuts}"
+                    + (ringInFlight ? " (one more was in flight)" : "") + $"; {Context()}");
         }
 
         InvariantViolation.ThrowUnless(readOnlyView.Slabs.SequenceEqual(state.Slabs), Invariant.ReadOnlyViewMatchesRecovery,

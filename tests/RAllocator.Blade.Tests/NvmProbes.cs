@@ -87,20 +87,19 @@ internal sealed class CountingNvmRegion(INvmRegion inner) : INvmRegion
 }
 
 /// <summary>
-/// Faulty hardware by decoration: the persist calls whose 0-based index (counted by this decorator) is listed are
-/// acknowledged but never reach the region, as if a flush were silently lost. Used to plant a missing-persist bug
-/// in code that has no fault hook of its own (Format), without copying that code.
+/// Faulty hardware by decoration: persist calls that <c>drop(offset, length)</c> selects are acknowledged but never
+/// reach the region, as if a flush were silently lost. Used to plant a missing-persist bug in code that has no fault
+/// hook of its own (Format), without copying that code.
 /// </summary>
-internal sealed class PersistDroppingNvmRegion(INvmRegion inner, params long[] droppedPersistIndexes) : INvmRegion
+internal sealed class PersistDroppingNvmRegion(INvmRegion inner, Func<long, long, bool> drop) : INvmRegion
 {
-    private readonly HashSet<long> _dropped = [.. droppedPersistIndexes];
-    private long _persistIndex;
+    public long DroppedPersists { get; private set; }
 
     public long Length => inner.Length;
 
     public NvmPersistenceDomain PersistenceDomain => inner.PersistenceDomain;
 
-    public string Description => $"persist-dropping({inner.Description}, drops #{string.Join(",", _dropped)})";
+    public string Description => $"persist-dropping({inner.Description})";
 
     public ulong LoadUInt64(long offset) => inner.LoadUInt64(offset);
 
@@ -116,10 +115,13 @@ internal sealed class PersistDroppingNvmRegion(INvmRegion inner, params long[] d
 
     public void Persist(long offset, long length)
     {
-        if (!_dropped.Contains(_persistIndex++))
+        if (drop(offset, length))
         {
-            inner.Persist(offset, length);
+            DroppedPersists++;
+            return;
         }
+
+        inner.Persist(offset, length);
     }
 
     public void Dispose() => inner.Dispose();
