@@ -30,6 +30,7 @@ public sealed class WorkingNodeHeap
     private readonly HeapOptions _options;
     private readonly SizeClassHeap[] _classes;
     private readonly CarvedSlab?[][] _slabsByBlade;
+    private readonly (long DataOffset, ulong SlabSizeBytes)[] _slabGeometryByBlade;
     private readonly Queue<(int BladeId, OwnedSlab Slab)> _spareSlabs = new();
     private readonly List<CarvedSlab> _recovering = [];
     private readonly NodeRecovery[] _recoveries;
@@ -50,6 +51,8 @@ public sealed class WorkingNodeHeap
         _options = options;
         _classes = Enumerable.Range(0, SizeClasses.Count).Select(c => new SizeClassHeap(c)).ToArray();
         _slabsByBlade = blades.Select(b => new CarvedSlab?[b.Geometry.SlabCount]).ToArray();
+        // Computed once: the geometry derives its layout on demand, which is too slow for every FreeAsync.
+        _slabGeometryByBlade = blades.Select(b => (b.Geometry.DataOffset, b.Geometry.SlabSizeBytes)).ToArray();
         _epochs = new EpochTable(recoveries.Select(r => r.GlobalEpoch).ToArray());
         long usableSlabBytes = blades.Min(b => (long)b.Geometry.SlabSizeBytes) - CarvedSlab.HeaderBytes;
         _largestSizeClass = SizeClasses.Sizes.Count(size => size <= usableSlabBytes) - 1;
@@ -430,15 +433,16 @@ public sealed class WorkingNodeHeap
             return null;
         }
 
-        var geometry = _blades[ptr.BladeId].Geometry;
-        long relative = ptr.Offset - geometry.DataOffset;
+        var (dataOffset, slabSizeBytes) = _slabGeometryByBlade[ptr.BladeId];
+        long relative = ptr.Offset - dataOffset;
         if (relative < 0)
         {
             return null;
         }
 
-        ulong index = (ulong)relative / geometry.SlabSizeBytes;
-        return index < geometry.SlabCount ? Volatile.Read(ref _slabsByBlade[ptr.BladeId][index]) : null;
+        var slabs = _slabsByBlade[ptr.BladeId];
+        ulong index = (ulong)relative / slabSizeBytes;
+        return index < (ulong)slabs.Length ? Volatile.Read(ref slabs[index]) : null;
     }
 
     private async Task AdoptRecoveredSlabsAsync(CancellationToken cancellationToken)
