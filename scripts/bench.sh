@@ -7,7 +7,8 @@
 # With --bdn it also runs the BenchmarkDotNet suites (--job short) and copies their reports to bench/results/bdn/.
 #
 # Usage: scripts/bench.sh [--quick] [--bdn] [--sizes "16 64 256 1024 4096 65536"]
-#   --quick  fewer operations (a smoke run, about a minute); the default run takes about three minutes.
+#   --quick  fewer operations (a smoke run). The default run measures for about 2 minutes, plus builds (3-7 minutes in
+#            all on a busy 2-core machine); --bdn adds the BenchmarkDotNet run (about 5-10 minutes there).
 # Needs: dotnet (global.json's SDK), gcc, libpmemobj-dev (PMDK; installed here with apt-get when run as root).
 # Every number comes from a run made by this script; nothing is typed in.
 set -euo pipefail
@@ -76,13 +77,14 @@ quick_mode() { dotnet "$bench_dll" "$@"; }
 # The CLI's bench command, when it exists and prints the same measurement (alloc_free_pair_ns); else the quick mode.
 use_cli=0
 if [ -f src/RAllocator.Cli/RAllocator.Cli.csproj ] \
-   && dotnet build src/RAllocator.Cli -c Release -nologo -v q >"$work/cli-build.log" 2>&1 \
-   && dotnet run -c Release --no-build --project src/RAllocator.Cli -- bench --fabric loopback --size 64 --ops 1000 --json 2>/dev/null \
-      | grep -q '"alloc_free_pair_ns"'; then
-  use_cli=1
+   && dotnet build src/RAllocator.Cli -c Release -nologo -v q >"$work/cli-build.log" 2>&1; then
+  cli_probe=$(dotnet run -c Release --no-build --project src/RAllocator.Cli -- bench --fabric loopback --size 64 --ops 1000 --json 2>/dev/null || true)
+  case "$cli_probe" in *'"alloc_free_pair_ns"'*) use_cli=1 ;; esac
+fi
+if [ "$use_cli" = 1 ]; then
   log "RAllocator side: src/RAllocator.Cli bench"
 else
-  log "RAllocator side: tests/RAllocator.Benchmarks quick mode 'pairs' (the CLI's bench does not print alloc_free_pair_ns)"
+  log "RAllocator side: tests/RAllocator.Benchmarks quick mode 'pairs' (no CLI bench printing alloc_free_pair_ns)"
 fi
 
 # --- environment ---------------------------------------------------------------------------------------------

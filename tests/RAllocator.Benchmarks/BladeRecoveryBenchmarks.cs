@@ -50,7 +50,7 @@ public class BladeRecoveryBenchmarks : ICostProbe
         };
     }
 
-    private sealed class Config : ManualConfig
+    private sealed class Config : BenchConfig
     {
         public Config() => AddColumn(
             new ProbeColumn("Slabs", "Slabs of 1 MiB in the region", "0"),

@@ -68,7 +68,7 @@ public class ObjectAllocationBenchmarks : ICostProbe
         };
     }
 
-    private sealed class Config : ManualConfig
+    private sealed class Config : BenchConfig
     {
         public Config() => AddColumn(
             new ProbeColumn("RoundTrips/op", "Fabric completions waited for per allocate+free (counted in the host on the same workload)"),

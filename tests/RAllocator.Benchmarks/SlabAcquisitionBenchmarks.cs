@@ -82,7 +82,7 @@ public class SlabAcquisitionBenchmarks : ICostProbe
         };
     }
 
-    private sealed class Config : ManualConfig
+    private sealed class Config : BenchConfig
     {
         public Config()
         {

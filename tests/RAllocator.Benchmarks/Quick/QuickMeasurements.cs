@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using RAllocator.Benchmarks.Workloads;
+using RAllocator.Protocol.Layout;
 
 namespace RAllocator.Benchmarks.Quick;
 
@@ -214,6 +215,7 @@ internal static class QuickMeasurements
             bool dropped = true;
             var cold = Time(runs, () => workload.OpenReadOnlyAndScan(), before: () => dropped &= workload.DropPageCache());
             var restart = Time(runs, () => workload.RestartBladeServer());
+            var phases = Enumerable.Range(0, runs).Select(_ => workload.OpenReadOnlyAndScanPhases()).ToList();
             var state = workload.OpenReadOnlyAndScan();
             yield return new Dictionary<string, object>
             {
@@ -223,10 +225,16 @@ internal static class QuickMeasurements
                 ["slabs"] = geometry.SlabCount,
                 ["metadata_bytes"] = workload.MetadataBytes,
                 ["scanned_array_bytes"] = workload.ScannedArrayBytes,
+                ["ownership_entry_bytes"] = OwnershipEntry.SizeBytes,
+                ["wear_counter_bytes"] = WearCounter.SizeBytes,
                 ["file_allocated_bytes"] = workload.AllocatedBytesOnDisk,
                 ["open_scan_warm_us"] = Round(Median(warm) / 1000),
                 ["open_scan_warm_us_min"] = Round(warm.Min() / 1000),
                 ["open_scan_cold_us"] = Round(Median(cold) / 1000),
+                ["warm_map_us"] = Round(Median(phases.Select(p => p.MapNs).ToList()) / 1000),
+                ["warm_image_open_us"] = Round(Median(phases.Select(p => p.ImageOpenNs).ToList()) / 1000),
+                ["warm_scan_us"] = Round(Median(phases.Select(p => p.ScanNs).ToList()) / 1000),
+                ["warm_unmap_us"] = Round(Median(phases.Select(p => p.UnmapNs).ToList()) / 1000),
                 ["cold_cache_dropped"] = dropped,
                 ["restart_blade_server_us"] = Round(Median(restart) / 1000),
                 ["consistent"] = state.IsConsistent,
