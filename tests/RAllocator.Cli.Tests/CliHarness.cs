@@ -29,29 +29,3 @@ internal static class Cli
 
     public static string Sha256(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
 }
-
-/// <summary>A fresh directory under the system temp directory, removed with everything in it on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory()
-    {
-        FullPath = Path.Combine(Path.GetTempPath(), "rallocator-cli-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(FullPath);
-    }
-
-    public string FullPath { get; }
-
-    public string File(string name) => Path.Combine(FullPath, name);
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(FullPath, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Best effort: a leftover temp file must not fail a test that passed.
-        }
-    }
-}

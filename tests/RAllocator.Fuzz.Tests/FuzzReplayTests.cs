@@ -105,14 +105,5 @@ public sealed class FuzzReplayTests
     private static string[] CorpusFiles(string target) =>
         Directory.Exists(CorpusDirectory(target)) ? Directory.GetFiles(CorpusDirectory(target)).Order().ToArray() : [];
 
-    private static string CorpusDirectory(string target)
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "RAllocator.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return Path.Combine(directory?.FullName ?? throw new InvalidOperationException("repository root not found"), "fuzz", "corpus", target);
-    }
+    private static string CorpusDirectory(string target) => RepositoryPaths.Combine("fuzz", "corpus", target);
 }

@@ -22,7 +22,7 @@ public sealed partial class ReadmeExampleTests
     [Fact]
     public void TheReadmeShowsExactlyTheCodeThisTestRuns()
     {
-        string root = RepositoryRoot();
+        string root = RepositoryPaths.Root;
         string readme = File.ReadAllText(Path.Combine(root, "README.md"));
         string source = File.ReadAllText(Path.Combine(root, "tests", "RAllocator.Protocol.Tests", "ReadmeExampleTests.cs"));
         string shown = ExampleBlock().Match(readme).Groups["code"].Value;
@@ -61,16 +61,6 @@ public sealed partial class ReadmeExampleTests
     private static string Normalize(string code) =>
         string.Join("\n", code.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
 
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "RAllocator.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
-    }
 
     [GeneratedRegex(@"<!-- readme-example:start -->\s*```csharp\n(?<code>.*?)```", RegexOptions.Singleline)]
     private static partial Regex ExampleBlock();

@@ -1,18 +1,22 @@
-namespace RAllocator.Nvm.Tests;
+namespace RAllocator.Testing;
 
 /// <summary>A fresh directory under the system temp directory, removed with everything in it on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
+public sealed class TempDirectory : IDisposable
 {
+    /// <summary>Creates a directory under <c>$TMPDIR/rallocator-tests</c>.</summary>
     public TempDirectory()
     {
-        FullPath = Path.Combine(Path.GetTempPath(), "rallocator-nvm-tests", Guid.NewGuid().ToString("N"));
+        FullPath = Path.Combine(Path.GetTempPath(), "rallocator-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(FullPath);
     }
 
+    /// <summary>The directory's absolute path.</summary>
     public string FullPath { get; }
 
+    /// <summary>The path of <paramref name="name"/> inside the directory.</summary>
     public string File(string name) => Path.Combine(FullPath, name);
 
+    /// <inheritdoc />
     public void Dispose()
     {
         try
