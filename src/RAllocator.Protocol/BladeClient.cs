@@ -15,7 +15,7 @@ public sealed partial class BladeClient
     private readonly IFabricConnection _connection;
     private readonly ProtocolOptions _options;
     private readonly SemaphoreSlim _acquireGate = new(1, 1);
-    private readonly object _freeGate = new();
+    private readonly SemaphoreSlim _returnGate = new(1, 1);
     private ulong _acquisition;
     private uint _ackSequence;
     private ulong _knownAcksApplied;
@@ -98,14 +98,29 @@ public sealed partial class BladeClient
             _knownAcksApplied = header.AcksApplied;
             _knownFreesApplied = header.FreesApplied;
             _acquisition = AcquireStateWord.Unpack(header.AcquireState).Acquisition;
+
+            // The in-flight word and the claim word are posted without a persist, so a blade crash can keep the claim
+            // of an acquisition and lose the in-flight word that numbered it. The next acquisition must not reuse that
+            // number: while it is in flight before posting its own claim, the agent would take the old claim for its
+            // claim, see its real ticket as unclaimed by anyone in flight, and release the slab under it (found by the
+            // Coyote tests, tests/RAllocator.Coyote.Tests).
+            if (ClaimWord.Unpack(header.Claim).IsFor(_acquisition + 1))
+            {
+                _acquisition++;
+            }
             _heartbeat = header.Heartbeat + 1;
 
-            // One write of the first four header words: epoch, heartbeat, incarnation, acquisition not in flight.
-            var words = new byte[32];
+            // One persisted write of the first five header words: epoch, heartbeat, incarnation, acquisition not in
+            // flight, and no claim. Clearing the claim matters after a blade crash: the node's posted writes were not
+            // persisted, so the acquisition state may have gone back while an older claim survived; acquisition
+            // numbers then repeat, and the blade would take that stale claim for the new acquisition's and release
+            // a ticket this node is about to acknowledge (found by the Coyote tests).
+            var words = new byte[40];
             BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(0), globalEpoch);
             BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(8), _heartbeat);
             BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(16), header.Incarnation + 1);
             BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(24), new AcquireStateWord(_acquisition, false).Pack());
+            BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(32), 0);
             await _connection.CreateBatch()
                 .Write(NodeHeaderOffset(NodeHeader.Offsets.PublishedEpoch), words)
                 .Persist(NodeHeaderOffset(NodeHeader.Offsets.PublishedEpoch), words.Length)
@@ -221,22 +236,32 @@ public sealed partial class BladeClient
     /// <summary>
     /// Returns a slab to the blade: the free request is written into this node's area and persisted, posted
     /// unsignaled. The blade reuses the slab only after every live node has passed the epoch of the drain.
+    /// Returns of one node are serialized (one posted batch each, so the wait is short).
     /// </summary>
     public async Task ReturnSlabAsync(ulong slabIndex, CancellationToken cancellationToken = default)
     {
         ThrowIfNotRegistered();
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slabIndex, Geometry.SlabCount);
-        await WaitForAreaAsync(isAckArea: false, cancellationToken).ConfigureAwait(false);
-        uint sequence;
-        lock (_freeGate)
-        {
-            sequence = ++_freeSequence;
-        }
 
-        long slot = FreeSlotOffset((sequence - 1) % Geometry.FreeSlotsPerNode);
-        var bytes = new byte[FreeRecord.SizeBytes];
-        BinaryPrimitives.WriteUInt64LittleEndian(bytes, new SequencedSlabWord(sequence, (uint)slabIndex).Pack());
-        await _connection.CreateBatch().Write(slot, bytes).Persist(slot, bytes.Length).PostUnsignaled(cancellationToken).ConfigureAwait(false);
+        // The area check, the sequence number and the post are one step per node, for two reasons (both found by the
+        // Coyote tests, tests/RAllocator.Coyote.Tests): two returns could both pass the check with one slot left, and
+        // the second would overwrite a request the blade has not drained; and records must land in sequence order,
+        // or a crash between two of them leaves a record after a hole, which the next incarnation (resuming its
+        // numbering at the hole) collides with, so that the blade drains the stale record and skips the new one.
+        await _returnGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await WaitForAreaAsync(isAckArea: false, cancellationToken).ConfigureAwait(false);
+            uint sequence = ++_freeSequence;
+            long slot = FreeSlotOffset((sequence - 1) % Geometry.FreeSlotsPerNode);
+            var bytes = new byte[FreeRecord.SizeBytes];
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes, new SequencedSlabWord(sequence, (uint)slabIndex).Pack());
+            await _connection.CreateBatch().Write(slot, bytes).Persist(slot, bytes.Length).PostUnsignaled(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _returnGate.Release();
+        }
     }
 
     /// <summary>Reads the blade's global epoch (one READ).</summary>

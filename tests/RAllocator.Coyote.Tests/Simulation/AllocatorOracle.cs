@@ -21,17 +21,19 @@ namespace RAllocator.Coyote.Tests.Simulation;
 /// </remarks>
 internal sealed class AllocatorOracle
 {
-    private const int HistoryLines = 48;
+    private const int HistoryLines = 120;
 
     private readonly NodeFacts[] _nodes;
     private readonly Dictionary<RemotePtr, (uint Node, ulong Slab)> _liveObjects = [];
     private readonly Dictionary<long, GuardFacts> _guards = [];
     private readonly Queue<string> _history = new();
     private readonly ClusterStats _stats;
+    private readonly Func<string> _describeBlade;
     private long _nextGuardId;
 
-    public AllocatorOracle(int nodeCount, ClusterStats stats)
+    public AllocatorOracle(int nodeCount, ClusterStats stats, Func<string> describeBlade)
     {
+        _describeBlade = describeBlade;
         _nodes = Enumerable.Range(0, nodeCount).Select(_ => new NodeFacts()).ToArray();
         _stats = stats;
     }
@@ -334,11 +336,15 @@ internal sealed class AllocatorOracle
 
     // ---------------------------------------------------------------- helpers
 
-    private void Check(bool condition, string invariant, string message)
+    public void Check(bool condition, string invariant, string message)
     {
         if (!condition)
         {
-            Specification.Assert(false, $"{invariant} violated: {message}{Environment.NewLine}Recent events, oldest first:{Environment.NewLine}  {string.Join(Environment.NewLine + "  ", _history)}");
+            string report = $"{invariant} violated: {message}{Environment.NewLine}Blade: {_describeBlade()}{Environment.NewLine}" +
+                $"Recent events, oldest first:{Environment.NewLine}  {string.Join(Environment.NewLine + "  ", _history)}";
+
+            // Coyote formats the message (string.Format), so braces must be escaped.
+            Specification.Assert(false, report.Replace("{", "{{").Replace("}", "}}"));
         }
     }
 

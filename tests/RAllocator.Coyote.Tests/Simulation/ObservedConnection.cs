@@ -18,15 +18,19 @@ internal sealed class ObservedConnection : IFabricConnection
 {
     private readonly IFabricConnection _inner;
     private readonly AllocatorOracle _oracle;
+    private readonly Action _beforeVerb;
+    private readonly Action _afterAcknowledgement;
     private readonly uint _node;
     private readonly int _life;
     private readonly (long Start, long End) _ackArea;
     private readonly (long Start, long End) _freeArea;
 
-    public ObservedConnection(IFabricConnection inner, BladeGeometry geometry, AllocatorOracle oracle, uint node, int life)
+    public ObservedConnection(IFabricConnection inner, BladeGeometry geometry, AllocatorOracle oracle, uint node, int life, Action beforeVerb, Action afterAcknowledgement)
     {
         _inner = inner;
         _oracle = oracle;
+        _beforeVerb = beforeVerb;
+        _afterAcknowledgement = afterAcknowledgement;
         _node = node;
         _life = life;
         var layout = geometry.Layout;
@@ -42,20 +46,35 @@ internal sealed class ObservedConnection : IFabricConnection
 
     public FabricCounters Counters => _inner.Counters;
 
-    public ValueTask ReadAsync(long remoteOffset, Memory<byte> destination, CancellationToken cancellationToken = default) =>
-        _inner.ReadAsync(remoteOffset, destination, cancellationToken);
+    public ValueTask ReadAsync(long remoteOffset, Memory<byte> destination, CancellationToken cancellationToken = default) 
+    {
+        _beforeVerb();
+        return _inner.ReadAsync(remoteOffset, destination, cancellationToken);
+    }
 
-    public ValueTask WriteAsync(long remoteOffset, ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) =>
-        _inner.WriteAsync(remoteOffset, source, cancellationToken);
+    public ValueTask WriteAsync(long remoteOffset, ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) 
+    {
+        _beforeVerb();
+        return _inner.WriteAsync(remoteOffset, source, cancellationToken);
+    }
 
-    public ValueTask<ulong> FetchAddAsync(long remoteOffset, ulong delta, CancellationToken cancellationToken = default) =>
-        _inner.FetchAddAsync(remoteOffset, delta, cancellationToken);
+    public ValueTask<ulong> FetchAddAsync(long remoteOffset, ulong delta, CancellationToken cancellationToken = default) 
+    {
+        _beforeVerb();
+        return _inner.FetchAddAsync(remoteOffset, delta, cancellationToken);
+    }
 
-    public ValueTask<ulong> CompareSwapAsync(long remoteOffset, ulong expected, ulong desired, CancellationToken cancellationToken = default) =>
-        _inner.CompareSwapAsync(remoteOffset, expected, desired, cancellationToken);
+    public ValueTask<ulong> CompareSwapAsync(long remoteOffset, ulong expected, ulong desired, CancellationToken cancellationToken = default) 
+    {
+        _beforeVerb();
+        return _inner.CompareSwapAsync(remoteOffset, expected, desired, cancellationToken);
+    }
 
-    public ValueTask PersistAsync(long remoteOffset, long length, CancellationToken cancellationToken = default) =>
-        _inner.PersistAsync(remoteOffset, length, cancellationToken);
+    public ValueTask PersistAsync(long remoteOffset, long length, CancellationToken cancellationToken = default) 
+    {
+        _beforeVerb();
+        return _inner.PersistAsync(remoteOffset, length, cancellationToken);
+    }
 
     public FabricBatch CreateBatch() => new(PostAsync);
 
@@ -63,6 +82,7 @@ internal sealed class ObservedConnection : IFabricConnection
 
     private async ValueTask PostAsync(IReadOnlyList<FabricBatchOperation> operations, bool signaled, CancellationToken cancellationToken)
     {
+        _beforeVerb();
         var (kind, slab) = Classify(operations);
         if (kind == BatchKind.Acknowledgement)
         {
@@ -91,6 +111,7 @@ internal sealed class ObservedConnection : IFabricConnection
         if (kind == BatchKind.Acknowledgement)
         {
             _oracle.AcknowledgementPosted(_node, _life, slab);
+            _afterAcknowledgement();
         }
         else if (kind == BatchKind.Free)
         {

@@ -1,3 +1,7 @@
+using Microsoft.Coyote.Random;
+using Microsoft.Coyote.Runtime;
+using RAllocator.Fabric.Loopback;
+
 namespace RAllocator.Coyote.Tests.Simulation;
 
 /// <summary>
@@ -6,9 +10,9 @@ namespace RAllocator.Coyote.Tests.Simulation;
 /// one "life"; a life dies when the test crashes it, the blade fences it, or the blade crashes.
 /// </summary>
 /// <remarks>
-/// Tasks per life: object workers (allocate, write, free objects through the heap), slab workers (acquire a slab
-/// from the blade directly and return it), and one epoch task that publishes epochs (the node's heartbeat) and,
-/// as a reader, takes references into other nodes' objects under <see cref="WorkingNodeHeap.EnterEpoch"/>.
+/// Tasks per life: object workers (allocate and write objects, free them, publish epochs, and read other nodes'
+/// objects under <see cref="WorkingNodeHeap.EnterEpoch"/>) and slab workers (acquire a slab from the blade
+/// directly, hold it a moment, return it). Every worker has a fixed budget of operations over all of the node's lives.
 /// </remarks>
 internal sealed class SimulatedNode
 {
@@ -18,8 +22,8 @@ internal sealed class SimulatedNode
     private bool _alive;
     private bool _stayDown;
     private int _livesLeft;
-    private int _workersRunning;
-    private RAllocator.Fabric.Loopback.LoopbackConnection? _connection;
+    private long _lastHeartbeatPass;
+    private LoopbackConnection? _connection;
     private WorkingNodeHeap? _heap;
 
     public SimulatedNode(SimulatedCluster cluster, uint id)
@@ -39,25 +43,56 @@ internal sealed class SimulatedNode
 
     private ClusterStats Stats => _cluster.Stats;
 
+    private Generator Random => _cluster.Random;
+
     public async Task SuperviseAsync()
     {
-        while (!_stayDown && _livesLeft-- > 0)
+        try
         {
-            if (!await RunLifeAsync())
+            while (!_stayDown && _livesLeft-- > 0)
             {
-                return;
+                if (!await RunLifeAsync())
+                {
+                    await HeartbeatWhileOthersWorkAsync(_life);
+                    return;
+                }
             }
+        }
+        finally
+        {
+            _cluster.NodesWorking--;
         }
     }
 
-    /// <summary>Crash injected by the test (no-op if this node is already down).</summary>
+    /// <summary>
+    /// A node whose work is done stays alive, beating its heartbeat once per agent pass, until every node is done
+    /// (bounded): otherwise its lease would expire while the others work, and every iteration would end in fences.
+    /// </summary>
+    private async Task HeartbeatWhileOthersWorkAsync(int life)
+    {
+        _cluster.NodesWorking--;
+        try
+        {
+            for (int beat = 0; beat < 64 && _cluster.NodesWorking > 0 && !_cluster.AgentStopped && IsCurrent(life); beat++)
+            {
+                long passes = _cluster.PassesCompleted;
+                await _heap!.PublishEpochsAsync();
+                _cluster.WaitForPassAfter(passes);
+            }
+        }
+        catch (Exception error) when (IsDeath(error))
+        {
+            Kill(life, Describe(error));
+        }
+        finally
+        {
+            _cluster.NodesWorking++;
+        }
+    }
+
+    /// <summary>Crash injected by the test (the caller checked that this node is alive).</summary>
     public void Crash(bool stayDown)
     {
-        if (!_alive)
-        {
-            return;
-        }
-
         _stayDown |= stayDown;
         Stats.NodeCrashes++;
         Kill(_life, stayDown ? "injected crash; stays down" : "injected crash");
@@ -104,8 +139,8 @@ internal sealed class SimulatedNode
         }
 
         var stillHeld = Oracle.HeldBy(Id);
-        Microsoft.Coyote.Specifications.Specification.Assert(stillHeld.Count == 0,
-            $"{Invariant.NoPermanentLeak} violated: node {Id} holds slab(s) [{string.Join(", ", stillHeld.Order())}] that its heap does not know of after freeing everything.");
+        Oracle.Check(stillHeld.Count == 0, Invariant.NoPermanentLeak,
+            $"node {Id} holds slab(s) [{string.Join(", ", stillHeld.Order())}] that its heap does not know of after freeing everything.");
     }
 
     /// <summary>One life: open, recover, run the tasks. Returns whether the life ended in a death.</summary>
@@ -138,8 +173,11 @@ internal sealed class SimulatedNode
                 tasks.Add(Task.Run(() => SlabWorkerAsync(heap, life, mySlot)));
             }
 
-            _workersRunning = tasks.Count;
-            tasks.Add(Task.Run(() => EpochWorkerAsync(heap, life)));
+            if (scenario.ReaderRounds > 0)
+            {
+                tasks.Add(Task.Run(() => ReaderAsync(heap, life)));
+            }
+
             await Task.WhenAll(tasks.ToArray());
             return !IsCurrent(life);
         }
@@ -156,7 +194,7 @@ internal sealed class SimulatedNode
         var blade = _cluster.Blade;
         var loopback = blade.Connect(Id);
         _connection = loopback;
-        var connection = new ObservedConnection(loopback, blade.Image.Geometry, Oracle, Id, life);
+        var connection = new ObservedConnection(loopback, blade.Image.Geometry, Oracle, Id, life, _cluster.BeforeNodeVerb, _cluster.OnAcknowledged);
         var client = await BladeClient.ConnectAsync(connection, Id, _cluster.ProtocolOptions);
         client.Faults = _cluster.Scenario.ClientFaults;
         var heap = await WorkingNodeHeap.OpenAsync([client], _cluster.HeapOptions);
@@ -166,31 +204,39 @@ internal sealed class SimulatedNode
         return heap;
     }
 
+    /// <summary>Objects: allocate and write one, free one, or publish epochs.</summary>
     private async Task ObjectWorkerAsync(WorkingNodeHeap heap, int life, int slot)
     {
-        var random = _cluster.Random;
         var sizes = _cluster.Scenario.ObjectSizes;
         try
         {
             while (IsCurrent(life) && _operationsLeft[slot] > 0)
             {
                 _operationsLeft[slot]--;
-                if (random.NextBoolean() && Oracle.TryPickObject(Id, own: true, random, out var victim, out _))
+                await MaintainAsync(heap);
+                switch (Random.NextInteger(6))
                 {
-                    Oracle.ObjectFreeing(Id, victim);
-                    await heap.FreeAsync(victim);
-                    continue;
-                }
+                    case < 2 when Oracle.TryPickObject(Id, own: true, Random, out var victim, out _):
+                        Oracle.ObjectFreeing(Id, victim);
+                        await heap.FreeAsync(victim);
+                        break;
+                    case 2:
+                        Stats.Publications++;
+                        await heap.PublishEpochsAsync();
+                        break;
+                    default:
+                        try
+                        {
+                            var ptr = await heap.AllocateAsync(sizes[Random.NextInteger(sizes.Count)]);
+                            Oracle.ObjectAllocated(Id, life, ptr, SlabOf(heap, ptr));
+                            await heap.WriteAsync(ptr, ptr.Packed);
+                        }
+                        catch (BladeOutOfMemoryException)
+                        {
+                            Stats.OutOfMemory++;
+                        }
 
-                try
-                {
-                    var ptr = await heap.AllocateAsync(sizes[random.NextInteger(sizes.Count)]);
-                    Oracle.ObjectAllocated(Id, life, ptr, SlabOf(heap, ptr));
-                    await heap.WriteAsync(ptr, ptr.Packed);
-                }
-                catch (BladeOutOfMemoryException)
-                {
-                    Stats.OutOfMemory++;
+                        break;
                 }
             }
         }
@@ -198,21 +244,18 @@ internal sealed class SimulatedNode
         {
             Kill(life, Describe(error));
         }
-        finally
-        {
-            _workersRunning--;
-        }
     }
 
+    /// <summary>Slabs: acquire one from the blade directly, hold it for a few scheduling points, return it.</summary>
     private async Task SlabWorkerAsync(WorkingNodeHeap heap, int life, int slot)
     {
-        var random = _cluster.Random;
         var client = heap.Blades[0];
         try
         {
             while (IsCurrent(life) && _operationsLeft[slot] > 0)
             {
                 _operationsLeft[slot]--;
+                await MaintainAsync(heap);
                 OwnedSlab slab;
                 try
                 {
@@ -225,9 +268,9 @@ internal sealed class SimulatedNode
                 }
 
                 Oracle.AcquisitionReturned(Id, life, slab.SlabIndex);
-                for (int hold = random.NextInteger(3); hold > 0; hold--)
+                for (int hold = Random.NextInteger(3); hold > 0; hold--)
                 {
-                    await Task.Yield();
+                    SchedulingPoint.Interleave();
                 }
 
                 await client.ReturnSlabAsync(slab.SlabIndex);
@@ -237,24 +280,20 @@ internal sealed class SimulatedNode
         {
             Kill(life, Describe(error));
         }
-        finally
-        {
-            _workersRunning--;
-        }
     }
 
-    /// <summary>The node's heartbeat (epoch publication), and a reader of other nodes' objects under epoch guards.</summary>
-    private async Task EpochWorkerAsync(WorkingNodeHeap heap, int life)
+    /// <summary>The reader: publishes epochs (a heartbeat), then reads another node's object under an epoch guard.</summary>
+    private async Task ReaderAsync(WorkingNodeHeap heap, int life)
     {
-        var random = _cluster.Random;
         try
         {
-            while (IsCurrent(life) && _workersRunning > 0)
+            for (int round = 0; round < _cluster.Scenario.ReaderRounds && IsCurrent(life); round++)
             {
+                Stats.Publications++;
                 await heap.PublishEpochsAsync();
-                if (_cluster.Scenario.Readers && random.NextBoolean())
+                if (Oracle.TryPickObject(Id, own: false, Random, out var ptr, out ulong slab))
                 {
-                    await ReadUnderGuardAsync(heap, random);
+                    await ReadUnderGuardAsync(heap, ptr, slab);
                 }
             }
         }
@@ -268,26 +307,25 @@ internal sealed class SimulatedNode
     /// Takes a reference to another node's live object under an epoch guard, and keeps it across a few verbs,
     /// publishing epochs meanwhile: until the guard closes, the object's slab must not be re-acquired by anyone.
     /// </summary>
-    private async Task ReadUnderGuardAsync(WorkingNodeHeap heap, Microsoft.Coyote.Random.Generator random)
+    private async Task ReadUnderGuardAsync(WorkingNodeHeap heap, RemotePtr ptr, ulong slab)
     {
-        if (!Oracle.TryPickObject(Id, own: false, random, out var ptr, out ulong slab))
-        {
-            return;
-        }
-
+        Stats.GuardedReads++;
         using var guard = heap.EnterEpoch();
         long guardId = Oracle.GuardOpened(Id);
         try
         {
             Oracle.ReferenceTaken(guardId, ptr, slab);
-            for (int step = 1 + random.NextInteger(3); step > 0; step--)
+            // Each step spans an agent pass: the guard stays open while the blade drains, reclaims and refills.
+            for (int step = 1 + Random.NextInteger(_cluster.Scenario.GuardHoldPasses); step > 0; step--)
             {
-                if (random.NextBoolean())
+                _cluster.WaitForPassAfter(_cluster.PassesCompleted);
+                if (Random.NextBoolean())
                 {
                     await heap.ReadAsync<ulong>(ptr);
                 }
                 else
                 {
+                    Stats.Publications++;
                     await heap.PublishEpochsAsync();
                 }
             }
@@ -295,6 +333,20 @@ internal sealed class SimulatedNode
         finally
         {
             Oracle.GuardClosed(guardId);
+        }
+    }
+
+    /// <summary>
+    /// The node's maintenance: publish epochs (its heartbeat) once a third of a lease has passed since the last time,
+    /// as <see cref="WorkingNodeHeap.MaintainAsync"/> does on a timer. A node that stops doing this is fenced.
+    /// </summary>
+    private async Task MaintainAsync(WorkingNodeHeap heap)
+    {
+        if (_cluster.PassesCompleted - _lastHeartbeatPass >= Math.Max(1, _cluster.Scenario.NodeLeaseTicks / 3))
+        {
+            _lastHeartbeatPass = _cluster.PassesCompleted;
+            Stats.Publications++;
+            await heap.PublishEpochsAsync();
         }
     }
 
@@ -309,6 +361,7 @@ internal sealed class SimulatedNode
 
         _alive = false;
         Oracle.NodeDied(Id, life, reason);
+
         // The link goes down for good: later verbs, and the rest of a batch in progress, fail as Unreachable.
         _connection?.SetLinkUp(false);
     }
