@@ -28,6 +28,45 @@ public sealed class SlabProtocolTests
         slab.SlabIndex.ShouldBeLessThan(blade.Image.Geometry.SlabCount);
     }
 
+    /// <summary>The CPU-bypass check: blade handler calls counted across an acquisition must not move.</summary>
+    private static async Task<OwnedSlab> AcquireCountingBladeCalls(EmbeddedBlade blade, BladeClient client)
+    {
+        long before = blade.Agent.HandlerCalls;
+        var slab = await client.AcquireSlabAsync();
+        long calls = blade.Agent.HandlerCalls - before;
+        if (calls != 0)
+        {
+            throw new Xunit.Sdk.XunitException($"[CPU bypass] {calls} blade handler call(s) ran between the request and the use of slab {slab.SlabIndex}");
+        }
+
+        return slab;
+    }
+
+    [Fact]
+    public async Task TheCpuBypassCheckPassesForAnAcquisitionFromAFilledRing()
+    {
+        var blade = NewBlade();
+        blade.Agent.RunOnce();
+        var client = await BladeClient.ConnectAsync(blade.Connect(1), 1);
+        await client.RegisterAsync();
+        await AcquireCountingBladeCalls(blade, client);
+    }
+
+    [Fact]
+    public async Task TheCpuBypassCheckCatchesASeededAcquisitionThatWaitsForTheBladeCpu()
+    {
+        // Seeded bug: the ring was never pre-filled, so the acquisition can only finish by having the blade's
+        // handler run on its path (here from the retry loop), as a two-sided RPC allocator would.
+        var blade = NewBlade();
+        var client = await BladeClient.ConnectAsync(blade.Connect(1), 1, new ProtocolOptions
+        {
+            Backoff = (_, _) => { blade.Agent.RunOnce(); return Task.CompletedTask; },
+        });
+        await client.RegisterAsync();
+        var caught = await Should.ThrowAsync<Xunit.Sdk.XunitException>(() => AcquireCountingBladeCalls(blade, client));
+        caught.Message.ShouldContain("[CPU bypass]");
+    }
+
     [Fact]
     public async Task AllocationsSucceedWhileTheAgentIsPausedAsLongAsTheRingHoldsEntries()
     {
