@@ -99,22 +99,13 @@ public sealed partial class BladeClient
             _knownFreesApplied = header.FreesApplied;
             _acquisition = AcquireStateWord.Unpack(header.AcquireState).Acquisition;
 
-            // The in-flight word and the claim word are posted without a persist, so a blade crash can keep the claim
-            // of an acquisition and lose the in-flight word that numbered it. The next acquisition must not reuse that
-            // number: while it is in flight before posting its own claim, the agent would take the old claim for its
-            // claim, see its real ticket as unclaimed by anyone in flight, and release the slab under it (found by the
-            // Coyote tests, tests/RAllocator.Coyote.Tests).
-            if (ClaimWord.Unpack(header.Claim).IsFor(_acquisition + 1))
-            {
-                _acquisition++;
-            }
             _heartbeat = header.Heartbeat + 1;
 
             // One persisted write of the first five header words: epoch, heartbeat, incarnation, acquisition not in
-            // flight, and no claim. Clearing the claim matters after a blade crash: the node's posted writes were not
-            // persisted, so the acquisition state may have gone back while an older claim survived; acquisition
-            // numbers then repeat, and the blade would take that stale claim for the new acquisition's and release
-            // a ticket this node is about to acknowledge (found by the Coyote tests).
+            // flight, and no claim. The in-flight and claim words are posted without a persist, so a blade crash can
+            // keep an old claim while the acquisition number that went with it is lost; numbers then repeat, and the
+            // agent would take that stale claim for the next acquisition's and release the ticket it is about to
+            // acknowledge (found by the Coyote tests). Clearing the claim here leaves no stale claim to mistake.
             var words = new byte[40];
             BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(0), globalEpoch);
             BinaryPrimitives.WriteUInt64LittleEndian(words.AsSpan(8), _heartbeat);
