@@ -4,9 +4,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# Native libraries the suites load. libpmem backs MappedFileNvm (its tests fail loudly without it); libpmemobj
-# and gcc build the PMDK side of the benchmarks.
-APT_PACKAGES=(libpmem1 libpmem-dev libpmemobj-dev gcc)
+# Native libraries and tools the suites load. libpmem backs MappedFileNvm (its tests fail loudly without it);
+# libpmemobj and gcc build the PMDK side of the benchmarks and the C layout probes; UCX is the network fabric
+# (shm and tcp in the tests); libibverbs/librdmacm headers are what the verbs bindings are checked against;
+# spin model-checks spec/; afl++ drives the fuzz harnesses.
+APT_PACKAGES=(libpmem1 libpmem-dev libpmemobj-dev gcc libucx-dev ucx-utils libibverbs-dev librdmacm-dev spin afl++)
 
 log() { printf '[test.sh] %s\n' "$*"; }
 

@@ -454,6 +454,21 @@ public sealed unsafe class MappedFileNvm : INvmRegion
     /// <inheritdoc />
     public override string ToString() => Description;
 
+    /// <summary>
+    /// Pins the mapping and returns its base address, for a fabric that registers the region with a NIC or a
+    /// network engine (UCX <c>ucp_mem_map</c>, <c>ibv_reg_mr</c>). The mapping stays valid until the returned
+    /// pin is disposed, even if this region is disposed first: registered memory must never be unmapped under
+    /// a device that may still access it.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
+    public MappedFilePin Pin()
+    {
+        ThrowIfDisposed();
+        var added = false;
+        _mapping.DangerousAddRef(ref added);
+        return new MappedFilePin(_mapping, (nint)_base, Length);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref ulong Word(long offset) => ref *(ulong*)(_base + offset);
 
