@@ -88,22 +88,9 @@ public sealed class EmbeddedBlade
     }
 
     /// <summary>
-    /// What node <paramref name="nodeId"/> may write: its header, acknowledgement and free areas, the sequencer
-    /// word (FETCH_AND_ADD) and the slab data area. One-sided RDMA cannot restrict writes within the data area to
-    /// the slabs a node owns without one registration per slab; see spec/protocol.md.
+    /// What node <paramref name="nodeId"/> may write (<see cref="NodeRegistrations.For"/>).
     /// </summary>
-    public FabricAccess AccessFor(uint nodeId)
-    {
-        var geometry = Image.Geometry;
-        var layout = Image.Layout;
-        return new FabricAccess([
-            new FabricRange(BladeLayout.SequencerOffset + SequencerBlock.Offsets.Sequencer, 8),
-            new FabricRange(layout.NodeHeadersElementOffset(nodeId), NodeHeader.SizeBytes),
-            new FabricRange(layout.AckSlotsElementOffset(nodeId * geometry.AckSlotsPerNode), (long)geometry.AckSlotsPerNode * AckRecord.SizeBytes),
-            new FabricRange(layout.FreeSlotsElementOffset(nodeId * geometry.FreeSlotsPerNode), (long)geometry.FreeSlotsPerNode * FreeRecord.SizeBytes),
-            new FabricRange(geometry.DataOffset, (long)(geometry.SlabCount * geometry.SlabSizeBytes)),
-        ]);
-    }
+    public FabricAccess AccessFor(uint nodeId) => NodeRegistrations.For(Image.Geometry, Image.Layout, nodeId);
 
     /// <summary>Runs agent passes until cancelled.</summary>
     public Task RunAgentAsync(CancellationToken cancellationToken) => Agent.RunAsync(cancellationToken);

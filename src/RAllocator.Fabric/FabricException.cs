@@ -16,8 +16,22 @@ public enum FabricStatus
 }
 
 /// <summary>A fabric operation completed with an error status.</summary>
-public sealed class FabricException(FabricStatus status, string message) : Exception(message)
+public sealed class FabricException : Exception
 {
+    /// <summary>Creates the exception for a completion with <paramref name="status"/>.</summary>
+    public FabricException(FabricStatus status, string message)
+        : base(message)
+    {
+        Status = status;
+    }
+
+    /// <summary>Creates the exception for a completion with <paramref name="status"/> caused by <paramref name="innerException"/>.</summary>
+    public FabricException(FabricStatus status, string message, Exception? innerException)
+        : base(message, innerException)
+    {
+        Status = status;
+    }
+
     /// <summary>The completion status.</summary>
-    public FabricStatus Status { get; } = status;
+    public FabricStatus Status { get; }
 }

@@ -1,0 +1,370 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace RAllocator.Fabric.Handshake;
+
+/// <summary>The fabrics a working node can ask a blade server for.</summary>
+public enum FabricKind : byte
+{
+    /// <summary>Same host: the node maps the blade's NVM file and runs the verbs with CPU atomics on the mapping.</summary>
+    SharedMemory = 1,
+
+    /// <summary>UCX (libucp): shared memory, TCP, InfiniBand or RoCE, with remote atomics where the transport has them.</summary>
+    Ucx = 2,
+
+    /// <summary>libibverbs on an RDMA device.</summary>
+    Verbs = 3,
+}
+
+/// <summary>The blade server's answer to a handshake.</summary>
+public enum HandshakeStatus : byte
+{
+    /// <summary>The node is connected; the response carries its registrations.</summary>
+    Accepted = 0,
+
+    /// <summary>The access token does not match the blade's.</summary>
+    BadToken = 1,
+
+    /// <summary>The node id is not below the blade's maximum number of nodes.</summary>
+    NodeIdOutOfRange = 2,
+
+    /// <summary>Another process is connected as this node id: two would corrupt each other's slabs.</summary>
+    NodeAlreadyConnected = 3,
+
+    /// <summary>The blade does not offer the requested fabric (missing library or device, or not enabled).</summary>
+    FabricNotOffered = 4,
+
+    /// <summary>The request was not a handshake of a version this server speaks.</summary>
+    Malformed = 5,
+
+    /// <summary>The fabric failed to set up the node's registrations on the blade.</summary>
+    FabricSetupFailed = 6,
+}
+
+/// <summary>A working node's handshake: who it is, its token, and which fabric it wants.</summary>
+/// <param name="NodeId">The node's id on the blade (stable across restarts: it names the slabs the node owns).</param>
+/// <param name="Fabric">The fabric the node will use.</param>
+/// <param name="Token">The blade's access token, as the node read it from its token file.</param>
+/// <param name="NodeName">A name for logs (host and process).</param>
+/// <param name="FabricPayload">Fabric-specific set-up data from the node (e.g. its UCX worker address); may be empty.</param>
+public sealed record HandshakeRequest(uint NodeId, FabricKind Fabric, ReadOnlyMemory<byte> Token, string NodeName, ReadOnlyMemory<byte> FabricPayload);
+
+/// <summary>The blade server's answer.</summary>
+/// <param name="Status">Accepted, or why not.</param>
+/// <param name="Message">A sentence for the node's error message or log.</param>
+/// <param name="BladeProcessId">The blade server's process id (lets a node on the same host read its CPU time).</param>
+/// <param name="RegionLength">Bytes of the blade's region.</param>
+/// <param name="WritableRanges">Where the node may write, update atomically and persist.</param>
+/// <param name="FabricPayload">Fabric-specific set-up data (a file path, a worker address and remote keys).</param>
+public sealed record HandshakeResponse(
+    HandshakeStatus Status,
+    string Message,
+    int BladeProcessId,
+    long RegionLength,
+    IReadOnlyList<FabricRange> WritableRanges,
+    ReadOnlyMemory<byte> FabricPayload);
+
+/// <summary>A handshake message that is not well formed; the message says which field and why.</summary>
+public sealed class HandshakeFormatException(string message) : Exception(message);
+
+/// <summary>
+/// The binary handshake a working node and a blade server exchange over TCP before any verb: little-endian,
+/// each message framed by a 4-byte length, every length bounded so a hostile peer cannot make either side
+/// allocate more than <see cref="MaxMessageBytes"/>.
+/// </summary>
+public static class HandshakeCodec
+{
+    /// <summary>The largest message either side accepts.</summary>
+    public const int MaxMessageBytes = 1 << 20;
+
+    /// <summary>The largest access token.</summary>
+    public const int MaxTokenBytes = 1024;
+
+    /// <summary>The longest node name or status message, in UTF-8 bytes.</summary>
+    public const int MaxTextBytes = 4096;
+
+    /// <summary>The most writable ranges a response may carry.</summary>
+    public const int MaxRanges = 1024;
+
+    /// <summary>The protocol version this build speaks.</summary>
+    public const ushort Version = 1;
+
+    private const uint RequestMagic = 0x48_4C_41_52;  // "RALH"
+    private const uint ResponseMagic = 0x52_4C_41_52; // "RALR"
+
+    /// <summary>Encodes a request, framed.</summary>
+    public static byte[] Encode(HandshakeRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Token.Length > MaxTokenBytes)
+        {
+            throw new ArgumentException($"the access token is {request.Token.Length} bytes; at most {MaxTokenBytes} are allowed.", nameof(request));
+        }
+
+        var writer = new MessageWriter();
+        writer.UInt32(RequestMagic);
+        writer.UInt16(Version);
+        writer.Byte((byte)request.Fabric);
+        writer.UInt32(request.NodeId);
+        writer.Bytes(request.Token.Span);
+        writer.Text(request.NodeName);
+        writer.Bytes(request.FabricPayload.Span);
+        return writer.ToFramedArray();
+    }
+
+    /// <summary>Encodes a response, framed.</summary>
+    public static byte[] Encode(HandshakeResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        if (response.WritableRanges.Count > MaxRanges)
+        {
+            throw new ArgumentException($"{response.WritableRanges.Count} writable ranges; at most {MaxRanges} are allowed.", nameof(response));
+        }
+
+        var writer = new MessageWriter();
+        writer.UInt32(ResponseMagic);
+        writer.UInt16(Version);
+        writer.Byte((byte)response.Status);
+        writer.Text(response.Message);
+        writer.UInt32((uint)response.BladeProcessId);
+        writer.UInt64((ulong)response.RegionLength);
+        writer.UInt32((uint)response.WritableRanges.Count);
+        foreach (var range in response.WritableRanges)
+        {
+            writer.UInt64((ulong)range.Offset);
+            writer.UInt64((ulong)range.Length);
+        }
+
+        writer.Bytes(response.FabricPayload.Span);
+        return writer.ToFramedArray();
+    }
+
+    /// <summary>Decodes a request body (without its frame length).</summary>
+    /// <exception cref="HandshakeFormatException">The bytes are not a well-formed request.</exception>
+    public static HandshakeRequest DecodeRequest(ReadOnlySpan<byte> body)
+    {
+        var reader = new MessageReader(body, "handshake request");
+        reader.Magic(RequestMagic);
+        reader.VersionField();
+        var fabric = reader.Byte("fabric");
+        if (!Enum.IsDefined((FabricKind)fabric))
+        {
+            throw new HandshakeFormatException($"handshake request: unknown fabric {fabric}.");
+        }
+
+        var nodeId = reader.UInt32("node id");
+        var token = reader.Bytes("token", MaxTokenBytes);
+        var name = reader.Text("node name");
+        var payload = reader.Bytes("fabric payload", MaxMessageBytes);
+        reader.End();
+        return new HandshakeRequest(nodeId, (FabricKind)fabric, token, name, payload);
+    }
+
+    /// <summary>Decodes a response body (without its frame length).</summary>
+    /// <exception cref="HandshakeFormatException">The bytes are not a well-formed response.</exception>
+    public static HandshakeResponse DecodeResponse(ReadOnlySpan<byte> body)
+    {
+        var reader = new MessageReader(body, "handshake response");
+        reader.Magic(ResponseMagic);
+        reader.VersionField();
+        var status = reader.Byte("status");
+        if (!Enum.IsDefined((HandshakeStatus)status))
+        {
+            throw new HandshakeFormatException($"handshake response: unknown status {status}.");
+        }
+
+        var message = reader.Text("message");
+        var pid = (int)reader.UInt32("blade process id");
+        var regionLength = (long)reader.UInt64("region length");
+        if (regionLength < 0)
+        {
+            throw new HandshakeFormatException($"handshake response: region length {regionLength} is negative.");
+        }
+
+        var rangeCount = reader.UInt32("range count");
+        if (rangeCount > MaxRanges)
+        {
+            throw new HandshakeFormatException($"handshake response: {rangeCount} writable ranges; at most {MaxRanges} are allowed.");
+        }
+
+        var ranges = new FabricRange[rangeCount];
+        for (var i = 0; i < ranges.Length; i++)
+        {
+            var offset = (long)reader.UInt64("range offset");
+            var length = (long)reader.UInt64("range length");
+            if (offset < 0 || length < 0 || length > regionLength || offset > regionLength - length)
+            {
+                throw new HandshakeFormatException($"handshake response: writable range {i} [0x{offset:x}, +0x{length:x}) is outside the {regionLength}-byte region.");
+            }
+
+            ranges[i] = new FabricRange(offset, length);
+        }
+
+        var payload = reader.Bytes("fabric payload", MaxMessageBytes);
+        reader.End();
+        return new HandshakeResponse((HandshakeStatus)status, message, pid, regionLength, ranges, payload);
+    }
+
+    /// <summary>Writes one framed message.</summary>
+    public static async Task WriteFrameAsync(Stream stream, byte[] framed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        await stream.WriteAsync(framed, cancellationToken).ConfigureAwait(false);
+        await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads one framed message body.</summary>
+    /// <exception cref="HandshakeFormatException">The frame length is out of bounds.</exception>
+    /// <exception cref="EndOfStreamException">The peer closed the connection before a whole frame arrived.</exception>
+    public static async Task<byte[]> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var header = new byte[4];
+        await stream.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        if (length is 0 or > MaxMessageBytes)
+        {
+            throw new HandshakeFormatException($"handshake frame of {length} bytes: frames are 1 to {MaxMessageBytes} bytes (is the peer an RAllocator blade server or node?).");
+        }
+
+        var body = new byte[length];
+        await stream.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
+        return body;
+    }
+
+    private sealed class MessageWriter
+    {
+        private readonly MemoryStream _buffer = new();
+
+        public MessageWriter() => _buffer.Write(stackalloc byte[4]); // frame length, patched at the end
+
+        public void Byte(byte value) => _buffer.WriteByte(value);
+
+        public void UInt16(ushort value)
+        {
+            Span<byte> bytes = stackalloc byte[2];
+            BinaryPrimitives.WriteUInt16LittleEndian(bytes, value);
+            _buffer.Write(bytes);
+        }
+
+        public void UInt32(uint value)
+        {
+            Span<byte> bytes = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes, value);
+            _buffer.Write(bytes);
+        }
+
+        public void UInt64(ulong value)
+        {
+            Span<byte> bytes = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
+            _buffer.Write(bytes);
+        }
+
+        public void Bytes(ReadOnlySpan<byte> value)
+        {
+            UInt32((uint)value.Length);
+            _buffer.Write(value);
+        }
+
+        public void Text(string value)
+        {
+            var bytes = Encoding.UTF8.GetBytes(value);
+            if (bytes.Length > MaxTextBytes)
+            {
+                throw new ArgumentException($"text of {bytes.Length} UTF-8 bytes; at most {MaxTextBytes} are allowed.", nameof(value));
+            }
+
+            Bytes(bytes);
+        }
+
+        public byte[] ToFramedArray()
+        {
+            var framed = _buffer.ToArray();
+            var bodyLength = framed.Length - 4;
+            if (bodyLength > MaxMessageBytes)
+            {
+                throw new ArgumentException($"handshake message of {bodyLength} bytes; at most {MaxMessageBytes} are allowed.");
+            }
+
+            BinaryPrimitives.WriteUInt32LittleEndian(framed, (uint)bodyLength);
+            return framed;
+        }
+    }
+
+    private ref struct MessageReader(ReadOnlySpan<byte> body, string what)
+    {
+        private readonly ReadOnlySpan<byte> _body = body;
+        private int _position;
+
+        public void Magic(uint expected)
+        {
+            var magic = UInt32("magic");
+            if (magic != expected)
+            {
+                throw new HandshakeFormatException($"{what}: magic 0x{magic:x8} is not 0x{expected:x8} (the peer is not an RAllocator blade server or node).");
+            }
+        }
+
+        public void VersionField()
+        {
+            var version = UInt16("version");
+            if (version != Version)
+            {
+                throw new HandshakeFormatException($"{what}: version {version}; this build speaks version {Version} (upgrade the older side).");
+            }
+        }
+
+        public byte Byte(string field) => Take(field, 1)[0];
+
+        public ushort UInt16(string field) => BinaryPrimitives.ReadUInt16LittleEndian(Take(field, 2));
+
+        public uint UInt32(string field) => BinaryPrimitives.ReadUInt32LittleEndian(Take(field, 4));
+
+        public ulong UInt64(string field) => BinaryPrimitives.ReadUInt64LittleEndian(Take(field, 8));
+
+        public byte[] Bytes(string field, int maxLength)
+        {
+            var length = UInt32(field + " length");
+            if (length > (uint)maxLength)
+            {
+                throw new HandshakeFormatException($"{what}: {field} of {length} bytes; at most {maxLength} are allowed.");
+            }
+
+            return Take(field, (int)length).ToArray();
+        }
+
+        public string Text(string field)
+        {
+            var bytes = Bytes(field, MaxTextBytes);
+            try
+            {
+                return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new HandshakeFormatException($"{what}: {field} is not valid UTF-8.");
+            }
+        }
+
+        public readonly void End()
+        {
+            if (_position != _body.Length)
+            {
+                throw new HandshakeFormatException($"{what}: {_body.Length - _position} unexpected bytes after the last field.");
+            }
+        }
+
+        private ReadOnlySpan<byte> Take(string field, int length)
+        {
+            if (length > _body.Length - _position)
+            {
+                throw new HandshakeFormatException($"{what}: truncated at {field} (needs {length} bytes at offset {_position}, {_body.Length - _position} left).");
+            }
+
+            var slice = _body.Slice(_position, length);
+            _position += length;
+            return slice;
+        }
+    }
+}
