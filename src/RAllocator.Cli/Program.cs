@@ -109,6 +109,7 @@ public static class Program
         root.Subcommands.Add(InspectCommand.CreateCheck(cli));
         root.Subcommands.Add(DemoCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
+        root.Subcommands.Add(ServeCommand.Create(cli));
         return root;
     }
 

@@ -85,7 +85,7 @@ internal sealed record ImageReport(
                 Owned: state.Count(SlabState.Owned),
                 Freeing: state.Count(SlabState.Freeing),
                 Percent: Math.Round(state.Utilization * 100, 2)),
-            Owners: state.OwnedByNode.OrderBy(kv => kv.Key).Select(kv => new OwnerReport(kv.Key, kv.Value.Count)).ToArray(),
+            Owners: state.OwnedByNode.OrderBy(kv => kv.Key).Select(kv => new OwnerReport(kv.Key, kv.Value.Count, kv.Value.Select(slab => slab.Index).Order().ToArray())).ToArray(),
             Nodes: nodes,
             Wear: new WearReport(wear.Min(), Math.Round(wear.Average(w => (double)w), 3), wear.Max()),
             Sequencer: state.Sequencer,
@@ -152,7 +152,7 @@ internal sealed record SuperblockCopyReport(string Copy, bool Valid, ulong Gener
 internal sealed record UtilizationReport(long Slabs, long Free, long Ringed, long Owned, long Freeing, double Percent);
 
 /// <summary>Slabs in state Owned held by one node.</summary>
-internal sealed record OwnerReport(uint Node, int Slabs);
+internal sealed record OwnerReport(uint Node, int Slabs, IReadOnlyList<ulong> SlabIndexes);
 
 /// <summary>A registered node's area on the blade.</summary>
 internal sealed record NodeReport(
