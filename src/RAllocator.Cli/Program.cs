@@ -110,6 +110,7 @@ public static class Program
         root.Subcommands.Add(DemoCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         root.Subcommands.Add(ServeCommand.Create(cli));
+        root.Subcommands.Add(YcsbCommand.Create(cli));
         return root;
     }
 

@@ -5,6 +5,7 @@ using System.Text.Json;
 using RAllocator.Blade;
 using RAllocator.Cli.Reporting;
 using RAllocator.Embedded;
+using RAllocator.Hosting;
 using RAllocator.Node;
 using RAllocator.Nvm;
 using RAllocator.Protocol;
@@ -47,22 +48,39 @@ internal static class BenchCommand
     {
         var fabric = new Option<string>("--fabric")
         {
-            Description = "Fabric to measure: loopback (in-process, counted). shm, ucx and verbs are not available in this build yet.",
-            HelpName = "loopback",
+            Description = "Fabric to measure: loopback (in-process, agent paused in timed phases), shm (blade server, nodes map its image), ucx (blade server over UCX: UCX_TLS picks shared memory, TCP or RDMA), verbs (libibverbs).",
+            HelpName = "loopback|shm|ucx|verbs",
             DefaultValueFactory = _ => "loopback",
         };
-        fabric.Validators.Add(result =>
+        fabric.OneOf(s_fabrics);
+        var blades = new Option<string[]>("--blade")
         {
-            string value = result.GetValueOrDefault<string>() ?? string.Empty;
-            if (value == "loopback")
+            Description = "A running blade server, host:port (repeat for several). Without it, shm and ucx start a blade server in this process on a temporary image.",
+            HelpName = "HOST:PORT",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        blades.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens)
             {
-                return;
+                try
+                {
+                    BladeEndpoint.Parse(token.Value);
+                }
+                catch (FormatException ex)
+                {
+                    result.AddError($"--blade {ex.Message}");
+                }
             }
-
-            result.AddError(s_fabrics.Contains(value)
-                ? $"--fabric {value} is not available in this build yet; use --fabric loopback (the in-process fabric), which works."
-                : $"--fabric '{value}' is not a fabric; use --fabric loopback (shm, ucx and verbs are not available in this build yet).");
         });
+        var tokenFile = new Option<string>("--token-file") { Description = "The blade servers' access token file (with --blade).", HelpName = "FILE" };
+        var nodeId = new Option<uint>("--node-id") { Description = "The node id to connect as (with --blade; must not be in use).", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var acquisitions = new Option<int>("--acquisitions")
+        {
+            Description = "Slab acquisitions timed on their own (shm, ucx).",
+            HelpName = "N",
+            DefaultValueFactory = _ => 256,
+        }.InRange(1, 100_000);
         var size = CliOptions.Size("--size", $"Object size to allocate, 1 byte to {SizeClasses.MaxSizeBytes / 1024}KiB.", 64)
             .CheckSize((value, text) => value is >= 1 and <= SizeClasses.MaxSizeBytes
                 ? null
@@ -92,9 +110,16 @@ internal static class BenchCommand
 
         var command = new Command("bench", "Measure object allocate/free latency, slab acquisitions, round trips per slab and blade calls on the critical path.")
         {
-            fabric, size, ops, threads, slabSize, nvm, json,
+            fabric, size, ops, threads, slabSize, nvm, json, blades, tokenFile, nodeId, acquisitions,
         };
-        command.SetAction((parseResult, cancellationToken) => RunAsync(
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(fabric) == "loopback" && result.GetValue(blades) is { Length: > 0 })
+            {
+                result.AddError("--blade needs --fabric shm or --fabric ucx: the loopback fabric runs its blade in this process.");
+            }
+        });
+        command.SetAction((parseResult, cancellationToken) => parseResult.GetValue(fabric) is "loopback" ? RunAsync(
             cli,
             new BenchSettings(
                 parseResult.GetValue(fabric)!,
@@ -104,8 +129,43 @@ internal static class BenchCommand
                 parseResult.GetValue(slabSize),
                 parseResult.GetValue(nvm)!),
             parseResult.GetValue(json),
+            cancellationToken) : RunRemoteAsync(
+            cli,
+            new RemoteBenchSettings(
+                parseResult.GetValue(fabric)!,
+                (int)parseResult.GetValue(size),
+                parseResult.GetValue(ops),
+                parseResult.GetValue(threads),
+                parseResult.GetValue(slabSize),
+                [.. (parseResult.GetValue(blades) ?? []).Select(b => BladeEndpoint.Parse(b))],
+                parseResult.GetValue(tokenFile),
+                parseResult.GetValue(nodeId),
+                parseResult.GetValue(acquisitions)),
+            parseResult.GetValue(json),
             cancellationToken));
         return command;
+    }
+
+    private static async Task<int> RunRemoteAsync(CliContext cli, RemoteBenchSettings settings, bool json, CancellationToken cancellationToken)
+    {
+        if (settings.Fabric == "verbs")
+        {
+            throw new CliFailureException(FabricAvailability.VerbsUnavailableMessage());
+        }
+
+        using var progress = new ProgressBar(cli.Error, "bench", settings.Ops, enabled: !json);
+        var report = await RemoteBench.MeasureAsync(settings, progress, cancellationToken).ConfigureAwait(false);
+        progress.Dispose();
+        if (json)
+        {
+            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Output.RemoteBenchReport));
+        }
+        else
+        {
+            RemoteBench.WriteText(cli.Out, report);
+        }
+
+        return ExitCodes.Ok;
     }
 
     private static async Task<int> RunAsync(CliContext cli, BenchSettings settings, bool json, CancellationToken cancellationToken)
@@ -322,7 +382,7 @@ internal static class BenchCommand
     }
 
     /// <summary>The smallest region (rounded up to 1 MiB) whose geometry holds <paramref name="slabs"/> slabs.</summary>
-    private static ulong RegionBytesFor(ulong slabs, ulong slabSizeBytes, BladeFormatOptions options)
+    internal static ulong RegionBytesFor(ulong slabs, ulong slabSizeBytes, BladeFormatOptions options)
     {
         const ulong Mebibyte = 1 << 20;
         ulong region = slabs * slabSizeBytes + Mebibyte;

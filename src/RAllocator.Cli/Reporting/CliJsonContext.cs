@@ -13,6 +13,7 @@ namespace RAllocator.Cli.Reporting;
 [JsonSerializable(typeof(ImageReport))]
 [JsonSerializable(typeof(CheckReport))]
 [JsonSerializable(typeof(BenchReport))]
+[JsonSerializable(typeof(RemoteBenchReport))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>
