@@ -12,7 +12,7 @@ public static class NodeRegistrations
     /// <summary>
     /// Node <paramref name="nodeId"/>'s writable ranges: the sequencer word (FETCH_AND_ADD), its own header,
     /// acknowledgement and free areas, and the slab data area. One-sided RDMA cannot confine data-area writes to
-    /// the slabs a node owns without one registration per slab; see spec/protocol.md, "Access isolation".
+    /// the slabs a node owns without one registration per slab; see spec/processes.md, "Access isolation".
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="nodeId"/> is not below the blade's maximum nodes.</exception>
     public static FabricAccess For(BladeGeometry geometry, BladeLayout layout, uint nodeId)

@@ -14,7 +14,7 @@ namespace RAllocator.Fabric.SharedMemory;
 /// same checks against the node's registrations, the same counters.</para>
 /// <para>Isolation is cooperative here: the registrations are checked in the node's process, and a process that
 /// can open the image file read-write can write anywhere in it. File permissions are the boundary on one host;
-/// see spec/protocol.md, "Access isolation".</para>
+/// see spec/processes.md, "Access isolation".</para>
 /// </remarks>
 public sealed class SharedMemoryConnection : IFabricConnection
 {
