@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Records the current public API of every src/ project in its PublicAPI.Unshipped.txt (new symbols added,
 # removed symbols dropped), from the PublicApiAnalyzers diagnostics RS0016/RS0017. Run after an intended API
-# change; review the diff; move lines to PublicAPI.Shipped.txt when releasing.
+# change; review the diff; move lines to PublicAPI.Shipped.txt when releasing. Optional argument: one project
+# (or solution) to build instead of the whole solution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for round in 1 2 3 4 5 6; do
   log=$(mktemp)
-  dotnet build RAllocator.sln -nologo -v q -p:TreatWarningsAsErrors=false > "$log" 2>&1 || true
+  dotnet build "${1:-RAllocator.sln}" -nologo -v q -p:TreatWarningsAsErrors=false > "$log" 2>&1 || true
   changed=$(python3 - "$log" <<'PY'
 import re, sys, collections, os
 added, removed = collections.defaultdict(set), collections.defaultdict(set)

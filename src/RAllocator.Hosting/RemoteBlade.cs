@@ -35,6 +35,7 @@ public static class RemoteBlade
     public static IFabricConnector ConnectorFor(FabricKind fabric) => fabric switch
     {
         FabricKind.SharedMemory => new SharedMemoryConnector(),
+        FabricKind.Ucx => new UcxConnector(),
         _ => throw new NotSupportedException($"the {fabric} fabric has no connector registered; pass one to ConnectAsync."),
     };
 

@@ -69,17 +69,63 @@ public sealed class BenchCommandTests
         run.Out.ShouldContain("0 on the critical path");
     }
 
-    [Theory]
-    [InlineData("shm")]
-    [InlineData("ucx")]
-    [InlineData("verbs")]
-    public async Task BenchOnAFabricNotBuiltYetIsAUsageErrorNamingLoopback(string fabric)
+    [Fact]
+    public async Task BenchOverSharedMemoryReportsThroughputLatencyRoundTripsAndBladeCpuAsOneJsonObject()
     {
-        var run = await Cli.RunAsync("bench", "--fabric", fabric, "--ops", "10");
+        var run = await Cli.RunAsync("bench", "--fabric", "shm", "--size", "64", "--ops", "20000", "--threads", "2", "--acquisitions", "16", "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        var json = run.Json();
+        json.GetProperty("fabric").GetString().ShouldBe("shm");
+        json.GetProperty("ops").GetInt64().ShouldBe(20000);
+        json.GetProperty("alloc_throughput_ops_per_s").GetDouble().ShouldBeGreaterThan(0);
+        json.GetProperty("alloc_p99_ns").GetDouble().ShouldBeGreaterThanOrEqualTo(json.GetProperty("alloc_p50_ns").GetDouble());
+        json.GetProperty("acquisitions").GetInt32().ShouldBe(16);
+        // FETCH_AND_ADD + READ per acquisition; the acknowledgement is posted unsignaled.
+        json.GetProperty("round_trips_per_acquire").GetDouble().ShouldBeGreaterThanOrEqualTo(2.0);
+        json.GetProperty("blade_cpu_ms").GetDouble().ShouldBeGreaterThan(0);
+        json.GetProperty("blade_cpu_source").GetString()!.ShouldContain("/proc");
+        run.Error.ShouldBeEmpty("nothing but the JSON object, and no progress bar when stderr is not a terminal");
+    }
+
+    [Fact]
+    public async Task BenchOverVerbsWithoutADeviceSaysWhatWasCheckedAndWhatToUseInstead()
+    {
+        var run = await Cli.RunAsync("bench", "--fabric", "verbs", "--ops", "10");
+
+        run.ExitCode.ShouldBe(ExitCodes.Failed, run.ToString());
+        run.Error.ShouldContain("ibv_get_device_list");
+        run.Error.ShouldContain("--fabric ucx");
+    }
+
+    [Fact]
+    public async Task BenchWithABladeButNoTokenFileSaysWhatIsMissing()
+    {
+        var run = await Cli.RunAsync("bench", "--fabric", "shm", "--blade", "127.0.0.1:1", "--ops", "10");
 
         run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
-        run.Error.ShouldContain("not available in this build yet");
-        run.Error.ShouldContain("loopback");
+        run.Error.ShouldContain("--token-file");
+    }
+
+    [Fact]
+    public async Task BenchAgainstAnUnreachableBladeNamesIt()
+    {
+        using var directory = new TempDirectory();
+        File.WriteAllText(directory.File("token"), "t");
+        var run = await Cli.RunAsync("bench", "--fabric", "shm", "--blade", "127.0.0.1:1", "--token-file", directory.File("token"), "--ops", "10");
+
+        run.ExitCode.ShouldBe(ExitCodes.Failed, run.ToString());
+        run.Error.ShouldContain("127.0.0.1:1");
+        run.Error.ShouldContain("unreachable");
+    }
+
+    [Fact]
+    public async Task BenchLoopbackRefusesABladeAddress()
+    {
+        var run = await Cli.RunAsync("bench", "--fabric", "loopback", "--blade", "127.0.0.1:7070");
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("--blade needs --fabric shm");
     }
 
     [Fact]

@@ -10,7 +10,7 @@ internal static class Built
     public static string WorkerDll => Existing(RepositoryPaths.Combine("tests", "RAllocator.Integration.Worker", "bin", Configuration, "net10.0", "RAllocator.Integration.Worker.dll"));
 
     /// <summary>The fabrics the worker was built with.</summary>
-    public static IReadOnlyList<string> Fabrics { get; } = ["shm"];
+    public static IReadOnlyList<string> Fabrics { get; } = ["shm", "ucx:tcp"];
 
     public static ChildProcess StartCli(string name, params string[] arguments) => ChildProcess.StartDll(name, CliDll, arguments);
 

@@ -24,7 +24,8 @@ public sealed class ProcessClusterTests
         File.WriteAllText(tokenFile, "integration-secret\n");
         (await Built.RunCliAsync("format", image, "--size", "96MiB", "--slab-size", "256KiB", "--max-nodes", "8")).ShouldBe(0);
 
-        using var blade = Built.StartCli("blade", "serve", image, "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--report-every", "1");
+        string[] serveFabric = fabric.StartsWith("ucx:", StringComparison.Ordinal) ? ["--ucx-tls", fabric[4..]] : [];
+        using var blade = Built.StartCli("blade", ["serve", image, "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--report-every", "1", .. serveFabric]);
         var port = PortOf(await blade.WaitForLineAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), TimeSpan.FromSeconds(60)));
 
         var workers = new ChildProcess?[Nodes];
@@ -60,7 +61,7 @@ public sealed class ProcessClusterTests
             // Kill the blade mid-run and restart it on the same port from the NVM file.
             await Task.Delay(TimeSpan.FromSeconds(1.5));
             blade.Kill9();
-            using var restartedBlade = Built.StartCli("blade (restarted)", "serve", image, "--listen", $"127.0.0.1:{port}", "--token-file", tokenFile, "--report-every", "1");
+            using var restartedBlade = Built.StartCli("blade (restarted)", ["serve", image, "--listen", $"127.0.0.1:{port}", "--token-file", tokenFile, "--report-every", "1", .. serveFabric]);
             await restartedBlade.WaitForLineAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
 
             var finals = new Dictionary<int, Report>();

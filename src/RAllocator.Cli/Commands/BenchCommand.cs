@@ -75,6 +75,7 @@ internal static class BenchCommand
         });
         var tokenFile = new Option<string>("--token-file") { Description = "The blade servers' access token file (with --blade).", HelpName = "FILE" };
         var nodeId = new Option<uint>("--node-id") { Description = "The node id to connect as (with --blade; must not be in use).", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var ucxTls = FabricAvailability.UcxTransportsOption();
         var acquisitions = new Option<int>("--acquisitions")
         {
             Description = "Slab acquisitions timed on their own (shm, ucx).",
@@ -110,7 +111,7 @@ internal static class BenchCommand
 
         var command = new Command("bench", "Measure object allocate/free latency, slab acquisitions, round trips per slab and blade calls on the critical path.")
         {
-            fabric, size, ops, threads, slabSize, nvm, json, blades, tokenFile, nodeId, acquisitions,
+            fabric, size, ops, threads, slabSize, nvm, json, blades, tokenFile, nodeId, acquisitions, ucxTls,
         };
         command.Validators.Add(result =>
         {
@@ -140,7 +141,8 @@ internal static class BenchCommand
                 [.. (parseResult.GetValue(blades) ?? []).Select(b => BladeEndpoint.Parse(b))],
                 parseResult.GetValue(tokenFile),
                 parseResult.GetValue(nodeId),
-                parseResult.GetValue(acquisitions)),
+                parseResult.GetValue(acquisitions),
+                parseResult.GetValue(ucxTls)),
             parseResult.GetValue(json),
             cancellationToken));
         return command;

@@ -14,7 +14,7 @@ using RAllocator.Protocol.Layout;
 namespace RAllocator.Cli.Commands;
 
 /// <summary>What <c>bench --fabric shm|ucx</c> was asked to run.</summary>
-internal sealed record RemoteBenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, IReadOnlyList<BladeEndpoint> Blades, string? TokenFile, uint NodeId, int Acquisitions);
+internal sealed record RemoteBenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, IReadOnlyList<BladeEndpoint> Blades, string? TokenFile, uint NodeId, int Acquisitions, string? UcxTransports);
 
 /// <summary>What <c>bench --fabric shm|ucx</c> measured (the <c>--json</c> object, snake_case keys).</summary>
 internal sealed record RemoteBenchReport(
@@ -70,7 +70,7 @@ internal static class RemoteBench
                 FormatFor(image, settings);
                 token = AccessToken.FromText(Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
                 server = BladeServer.Start(image, new BladeServerOptions { Listen = new IPEndPoint(IPAddress.Loopback, 0), Token = token, UtilizationReportInterval = TimeSpan.Zero },
-                    region => FabricAvailability.BladeExports(region, [settings.Fabric], _ => { }));
+                    region => FabricAvailability.BladeExports(region, [settings.Fabric], FabricAvailability.UcxOptionsFor(settings.UcxTransports), _ => { }));
                 endpoints = [new BladeEndpoint("127.0.0.1", server.LocalEndPoint.Port)];
                 bladeDescription = $"in-process server on a temporary image ({server.Geometry.SlabCount} slabs)";
             }
@@ -80,8 +80,8 @@ internal static class RemoteBench
                 bladeDescription = string.Join(", ", endpoints);
             }
 
-            var heap = await RemoteNode.OpenHeapAsync(endpoints, settings.NodeId, token, FabricAvailability.ConnectorFor(settings.Fabric),
-                heapOptions: null, protocolOptions: null, remoteOptions: new RemoteBladeOptions { NodeName = "rallocator bench" }, cancellationToken).ConfigureAwait(false);
+            var heap = await RemoteNode.OpenHeapAsync(endpoints, settings.NodeId, token, FabricAvailability.ConnectorFor(settings.Fabric, FabricAvailability.UcxOptionsFor(settings.UcxTransports)),
+                heapOptions: null, protocolOptions: null, remoteOptions: new RemoteBladeOptions { NodeName = "rallocator bench", RetryFor = TimeSpan.Zero }, cancellationToken).ConfigureAwait(false);
             using var maintenance = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             // Publishing epochs keeps the node's lease and lets the blade reclaim the slabs the run returns.
             var maintain = heap.MaintainAsync(TimeSpan.FromMilliseconds(10), maintenance.Token);
@@ -218,7 +218,7 @@ internal static class RemoteBench
         Array.Sort(acquireSamples);
         double? cpuMs = cpuSource == "unavailable" ? null : Math.Round(bladeCpu.TotalMilliseconds, 1);
         return new RemoteBenchReport(
-            Fabric: settings.Fabric,
+            Fabric: settings.UcxTransports is { } tls ? $"{settings.Fabric} ({tls})" : settings.Fabric,
             Blade: bladeDescription,
             Size: settings.SizeBytes,
             ObjectSize: objectBytes,

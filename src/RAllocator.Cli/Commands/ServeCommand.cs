@@ -66,6 +66,7 @@ internal static class ServeCommand
             HelpName = "SECONDS",
             DefaultValueFactory = _ => 10,
         }.InRange(0.0, 86_400.0);
+        var ucxTls = FabricAvailability.UcxTransportsOption();
         var fence = new Option<bool>("--fence-expired-nodes")
         {
             Description = "End the session of a node whose lease expires, revoking its registrations.",
@@ -73,7 +74,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run a blade server: serve an image to working nodes until SIGTERM or SIGINT, then persist and exit.")
         {
-            path, listen, tokenFile, fabric, reportEvery, fence,
+            path, listen, tokenFile, fabric, reportEvery, fence, ucxTls,
         };
         command.SetAction((parseResult, cancellationToken) => RunAsync(
             cli,
@@ -83,11 +84,12 @@ internal static class ServeCommand
             parseResult.GetValue(fabric)!,
             TimeSpan.FromSeconds(parseResult.GetValue(reportEvery)),
             parseResult.GetValue(fence),
+            FabricAvailability.UcxOptionsFor(parseResult.GetValue(ucxTls)),
             cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(CliContext cli, string path, BladeEndpoint listen, string tokenFile, string[] fabrics, TimeSpan reportEvery, bool fence, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(CliContext cli, string path, BladeEndpoint listen, string tokenFile, string[] fabrics, TimeSpan reportEvery, bool fence, RAllocator.Fabric.Ucx.UcxOptions ucx, CancellationToken cancellationToken)
     {
         AccessToken token;
         try
@@ -133,7 +135,7 @@ internal static class ServeCommand
         BladeServer server;
         try
         {
-            server = BladeServer.Start(path, options, region => FabricAvailability.BladeExports(region, offered, Log));
+            server = BladeServer.Start(path, options, region => FabricAvailability.BladeExports(region, offered, ucx, Log));
         }
         catch (BladeServerException ex)
         {

@@ -1,0 +1,78 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+
+namespace RAllocator.Fabric.Verbs.Tests.Generator;
+
+/// <summary>
+/// Compares text against Expected/*.txt. With RALLOCATOR_UPDATE_EXPECTED=1 the files in the source tree are
+/// rewritten instead (review the diff, then commit); otherwise a mismatch fails with the first differing line.
+/// </summary>
+internal static class ExpectedFiles
+{
+    public const string UpdateVariable = "RALLOCATOR_UPDATE_EXPECTED";
+
+    public static void Match(string actual, string fileName)
+    {
+        actual = Normalize(actual);
+        if (Environment.GetEnvironmentVariable(UpdateVariable) == "1")
+        {
+            string sourcePath = Path.Combine(ProjectDirectory(), "..", "Expected", fileName);
+            Directory.CreateDirectory(Path.GetDirectoryName(sourcePath)!);
+            if (!File.Exists(sourcePath) || Normalize(File.ReadAllText(sourcePath)) != actual)
+            {
+                File.WriteAllText(sourcePath, actual, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+            }
+
+            return;
+        }
+
+        string expectedPath = Path.Combine(AppContext.BaseDirectory, "Expected", fileName);
+        if (!File.Exists(expectedPath))
+        {
+            throw new Xunit.Sdk.XunitException(
+                $"Expected file Expected/{fileName} does not exist. Run the tests with {UpdateVariable}=1 to create it, then review and commit it.");
+        }
+
+        string expected = Normalize(File.ReadAllText(expectedPath));
+        if (expected != actual)
+        {
+            throw new Xunit.Sdk.XunitException(Describe(fileName, expected, actual));
+        }
+    }
+
+    private static string Describe(string fileName, string expected, string actual)
+    {
+        string[] e = expected.Split('\n');
+        string[] a = actual.Split('\n');
+        int line = 0;
+        while (line < e.Length && line < a.Length && e[line] == a[line])
+        {
+            line++;
+        }
+
+        var message = new StringBuilder();
+        message.Append($"Output differs from Expected/{fileName} at line {line + 1} ")
+            .Append($"(expected {e.Length} lines, got {a.Length}). Run with {UpdateVariable}=1 to accept the new output.\n");
+        for (int i = Math.Max(0, line - 3); i < line; i++)
+        {
+            message.Append($"  {i + 1,4}   {e[i]}\n");
+        }
+
+        for (int i = line; i < Math.Min(e.Length, line + 5); i++)
+        {
+            message.Append($"- {i + 1,4}   {e[i]}\n");
+        }
+
+        for (int i = line; i < Math.Min(a.Length, line + 5); i++)
+        {
+            message.Append($"+ {i + 1,4}   {a[i]}\n");
+        }
+
+        return message.ToString();
+    }
+
+    private static string Normalize(string text) => text.Replace("\r\n", "\n", StringComparison.Ordinal);
+
+    /// <summary>The directory this file was compiled from (Generator/, under the test project).</summary>
+    public static string ProjectDirectory([CallerFilePath] string thisFile = "") => Path.GetDirectoryName(thisFile)!;
+}
