@@ -2,7 +2,7 @@ namespace RAllocator.Protocol;
 
 /// <summary>
 /// The named steps of acquiring a slab, one-sided. The same names are used by the spin model
-/// (<c>spec/rallocator.pml</c>), the Coyote tests and <c>spec/protocol.md</c>; a test checks the lists agree.
+/// (<c>spec/model/rallocator.pml</c>), the Coyote tests and <c>spec/protocol.md</c>; a test checks the lists agree.
 /// </summary>
 /// <remarks>
 /// <code>

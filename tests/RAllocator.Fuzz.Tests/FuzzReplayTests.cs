@@ -11,7 +11,9 @@ namespace RAllocator.Fuzz.Tests;
 /// </summary>
 public sealed class FuzzReplayTests
 {
-    private const int MutationsPerSeed = 300;
+    // The bounded smoke pass: seeded random mutations of every seed, in-process (the same targets AFL++ drives).
+    // Bounded by count, not time: about 300 per image seed, 100 per areas and cli seed; well under a minute here.
+    private static int MutationsPerSeed(string target) => target == "image" ? 300 : 100;
 
     public static TheoryData<string> Targets => [.. FuzzTargets.All.Keys];
 
@@ -36,12 +38,60 @@ public sealed class FuzzReplayTests
         foreach (var file in CorpusFiles(target))
         {
             byte[] original = File.ReadAllBytes(file);
-            for (int i = 0; i < MutationsPerSeed; i++)
+            for (int i = 0; i < MutationsPerSeed(target); i++)
             {
                 byte[] mutated = Mutate(original, random);
                 Run(target, mutated, $"{Path.GetFileName(file)} mutation {i} (seed {seed})");
             }
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public void EveryRegressionInputKeepsTheTargetsPromise(string target)
+    {
+        // Crashes that fuzzing found, one file each under fuzz/regressions/<target>/ (see fuzz/FINDINGS.md).
+        foreach (var file in Files(RepositoryPaths.Combine("fuzz", "regressions", target)))
+        {
+            Run(target, File.ReadAllBytes(file), $"regression {Path.GetFileName(file)}");
+        }
+    }
+
+    [Fact]
+    public void EveryTargetHasSeeds()
+    {
+        FuzzTargets.All.Keys.Order().ShouldBe(["areas", "cli", "image"]);
+        foreach (var target in FuzzTargets.All.Keys)
+        {
+            CorpusFiles(target).ShouldNotBeEmpty($"fuzz/corpus/{target} must hold seed inputs");
+        }
+    }
+
+    [Fact]
+    public void TheAreasSeedsAreAppliedByTheAgent()
+    {
+        // Keeps the seeds meaningful: the acknowledgement seed must reach the apply path, not only the "no record" one.
+        var seeds = FuzzTargets.AreasSeeds();
+        seeds.Select(s => s.Name).ShouldContain("ack-first-ringed");
+        foreach (var (name, bytes) in seeds)
+        {
+            File.ReadAllBytes(Path.Combine(CorpusDirectory("areas"), name + ".bin")).ShouldBe(bytes, $"fuzz/corpus/areas/{name}.bin is stale: regenerate with RALLOCATOR_UPDATE_EXPECTED=1");
+        }
+    }
+
+    [Fact]
+    public void TheHarnessChecksCatchBrokenPromises()
+    {
+        // Seeded failures: the checks the harnesses rely on must fire.
+        using var region = new SimulatedNvm(4096);
+        byte[] hash = System.Security.Cryptography.SHA256.HashData(region.DurableImageCopy());
+        region.StoreUInt64(0, 42);
+        region.Persist(0, 8);
+        Should.Throw<FuzzFindingException>(() => FuzzTargets.RequireUnchanged(region, hash, "a seeded write"));
+
+        // An exception escaping a target is reported with the input's first bytes.
+        Should.Throw<Xunit.Sdk.XunitException>(() => RunAction(_ => throw new InvalidOperationException("seeded"), [1, 2, 3], "seeded"))
+            .Message.ShouldContain("010203");
     }
 
     [Fact]
@@ -66,13 +116,21 @@ public sealed class FuzzReplayTests
             new BladeFormatOptions { MaxNodes = 1, RingCapacity = 1, AckSlotsPerNode = 2, FreeSlotsPerNode = 2 }, bladeUid: 42);
         Directory.CreateDirectory(CorpusDirectory("image"));
         File.WriteAllBytes(Path.Combine(CorpusDirectory("image"), "formatted-1-slab.img"), region.DurableImageCopy());
+        Directory.CreateDirectory(CorpusDirectory("areas"));
+        foreach (var (name, bytes) in FuzzTargets.AreasSeeds())
+        {
+            File.WriteAllBytes(Path.Combine(CorpusDirectory("areas"), name + ".bin"), bytes);
+        }
     }
 
-    private static void Run(string target, byte[] input, string name)
+    private static void Run(string target, byte[] input, string name) => RunAction(FuzzTargets.All[target], input, $"target '{target}', {name}");
+
+    private static void RunAction(Action<byte[]> action, byte[] input, string name)
     {
+        string target = name;
         try
         {
-            FuzzTargets.All[target](input);
+            action(input);
         }
         catch (Exception ex)
         {
@@ -102,8 +160,10 @@ public sealed class FuzzReplayTests
         return random.Next(20) == 0 ? copy[..random.Next(copy.Length)] : copy;
     }
 
-    private static string[] CorpusFiles(string target) =>
-        Directory.Exists(CorpusDirectory(target)) ? Directory.GetFiles(CorpusDirectory(target)).Order().ToArray() : [];
+    private static string[] CorpusFiles(string target) => Files(CorpusDirectory(target));
+
+    private static string[] Files(string directory) =>
+        Directory.Exists(directory) ? Directory.GetFiles(directory).Where(f => !Path.GetFileName(f).StartsWith('.')).Order().ToArray() : [];
 
     private static string CorpusDirectory(string target) => RepositoryPaths.Combine("fuzz", "corpus", target);
 }

@@ -24,6 +24,21 @@ public sealed class HardwareFuzzerTests
     }
 
     [Fact]
+    public async Task ABoundedRunOverUcxTcpKeepsEveryInvariant()
+    {
+        // CI's bounded hardware-fuzz pass: the same driver over a real network engine (UCX over TCP on loopback).
+        await using var fabric = new UcxFabricUnderTest("tcp");
+
+        var report = await HardwareFuzzer.RunAsync(fabric, new HardwareFuzzOptions(Seed, TimeSpan.FromSeconds(40)), cancellationToken: TestContext.Current.CancellationToken);
+
+        TestContext.Current.TestOutputHelper?.WriteLine(report.ToString());
+        report.Violations.ShouldBeEmpty(report.ToString());
+        report.NodeCrashes.ShouldBeGreaterThan(0, "the run must exercise node recovery");
+        report.BladeRestarts.ShouldBeGreaterThan(0, "the run must exercise blade recovery");
+        report.Allocations.ShouldBeGreaterThan(0);
+    }
+
+    [Fact]
     public async Task AFabricThatDropsPersistsIsCaughtLosingAcknowledgedOwnership()
     {
         await using var fabric = new PersistDroppingFabric(new LoopbackFabricUnderTest());
