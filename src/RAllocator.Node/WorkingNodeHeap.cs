@@ -271,17 +271,17 @@ public sealed class WorkingNodeHeap
     /// <summary>Publishes epochs every <paramref name="interval"/> until cancelled.</summary>
     public async Task MaintainAsync(TimeSpan interval, CancellationToken cancellationToken)
     {
-        while (!cancellationToken.IsCancellationRequested)
+        try
         {
-            await PublishEpochsAsync(cancellationToken).ConfigureAwait(false);
-            try
+            while (!cancellationToken.IsCancellationRequested)
             {
+                await PublishEpochsAsync(cancellationToken).ConfigureAwait(false);
                 await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Cancellation is how the loop ends, wherever it lands (a publish in flight included).
         }
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using RAllocator.Cli.Commands.Ycsb;
 using RAllocator.Cli.Reporting;
+using RAllocator.Hosting;
 using RAllocator.KeyValue;
 using RAllocator.KeyValue.Ycsb;
 using RAllocator.Node;
@@ -11,13 +12,14 @@ namespace RAllocator.Cli.Commands;
 
 /// <summary>
 /// <c>ycsb</c>: YCSB workloads A, B, C, D and F on a <see cref="PersistentKvStore"/> over a working-node heap — by
-/// default one blade in-process on a mapped file (<see cref="EmbeddedYcsbTarget"/>); pass another
-/// <see cref="YcsbHeapFactory"/> to run against remote blades. Throughput and p50/p99 latency per operation type,
-/// a progress bar on stderr (terminals only, runs over a second), or exactly one JSON object with <c>--json</c>.
+/// default one blade in-process on a mapped file (<see cref="EmbeddedYcsbTarget"/>); with <c>--blade HOST:PORT</c>
+/// on running blade servers as a working node (<see cref="RemoteYcsbTarget"/>); or on another
+/// <see cref="YcsbHeapFactory"/>. Throughput and p50/p99 latency per operation type, a progress bar on stderr
+/// (terminals only, runs over a second, never with <c>--json</c>), or exactly one JSON object with <c>--json</c>.
 /// </summary>
 internal static class YcsbCommand
 {
-    /// <summary>Creates the command; <paramref name="heapFactory"/> defaults to the embedded blade.</summary>
+    /// <summary>Creates the command; <paramref name="heapFactory"/> (used without <c>--blade</c>) defaults to the embedded blade.</summary>
     public static Command Create(CliContext cli, YcsbHeapFactory? heapFactory = null)
     {
         heapFactory ??= EmbeddedYcsbTarget.CreateAsync;
@@ -68,11 +70,52 @@ internal static class YcsbCommand
             HelpName = "PATH",
         };
         var json = new Option<bool>("--json") { Description = "Print exactly one JSON object (snake_case keys) on stdout." };
+        var blades = new Option<string[]>("--blade")
+        {
+            Description = "A running blade server (rallocator serve), host:port; repeat for several. Without it, ycsb runs one blade in this process.",
+            HelpName = "HOST:PORT",
+        };
+        blades.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens)
+            {
+                try
+                {
+                    BladeEndpoint.Parse(token.Value);
+                }
+                catch (FormatException ex)
+                {
+                    result.AddError($"--blade {ex.Message}");
+                }
+            }
+        });
+        var tokenFile = new Option<string>("--token-file") { Description = "The blade servers' access token file (with --blade).", HelpName = "FILE" };
+        var nodeId = new Option<uint>("--node-id") { Description = "The node id to connect as (with --blade; must not be in use). Its root names the store: a store it left is reopened.", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var fabric = new Option<string>("--fabric") { Description = "The fabric to the blade servers (with --blade).", HelpName = "shm", DefaultValueFactory = _ => "shm" };
+        fabric.OneOf("shm");
 
         var command = new Command("ycsb", "Run a YCSB workload (A, B, C, D, F) on the persistent key-value store and report throughput and latency percentiles.")
         {
-            workload, distribution, records, operations, recordSize, threads, seed, nvm, path, json,
+            workload, distribution, records, operations, recordSize, threads, seed, nvm, path, json, blades, tokenFile, nodeId, fabric,
         };
+        command.Validators.Add(result =>
+        {
+            bool remote = result.GetValue(blades) is { Length: > 0 };
+            if (remote && result.GetValue(tokenFile) is null)
+            {
+                result.AddError("--blade needs --token-file: the token the blade servers were started with.");
+            }
+
+            if (remote && (result.GetResult(path) is { Implicit: false } || result.GetResult(nvm) is { Implicit: false }))
+            {
+                result.AddError("--path and --nvm describe the in-process blade; with --blade the blade servers own their images.");
+            }
+
+            if (!remote && (result.GetResult(tokenFile) is { Implicit: false } || result.GetResult(nodeId) is { Implicit: false } || result.GetResult(fabric) is { Implicit: false }))
+            {
+                result.AddError("--token-file, --node-id and --fabric need --blade HOST:PORT.");
+            }
+        });
         command.SetAction((parseResult, cancellationToken) =>
         {
             string? dist = parseResult.GetValue(distribution);
@@ -86,17 +129,25 @@ internal static class YcsbCommand
                 Threads = parseResult.GetValue(threads),
                 Seed = parseResult.GetValue(seed),
             };
-            return RunAsync(cli, heapFactory, settings, parseResult.GetValue(nvm)!, parseResult.GetValue(path), parseResult.GetValue(json), cancellationToken);
+            var factory = parseResult.GetValue(blades) is { Length: > 0 } endpoints
+                ? RemoteYcsbTarget.For([.. endpoints.Select(e => BladeEndpoint.Parse(e))], parseResult.GetValue(tokenFile)!, parseResult.GetValue(nodeId), parseResult.GetValue(fabric)!)
+                : heapFactory;
+            return RunAsync(cli, factory, settings, parseResult.GetValue(nvm)!, parseResult.GetValue(path), parseResult.GetValue(json), cancellationToken);
         });
         return command;
     }
 
     internal static async Task<int> RunAsync(CliContext cli, YcsbHeapFactory heapFactory, YcsbSettings settings, string nvm, string? path, bool json, CancellationToken cancellationToken)
     {
-        var report = await MeasureAsync(heapFactory, settings, nvm, path, YcsbProgressBar.For(cli.Error), cancellationToken).ConfigureAwait(false);
+        YcsbReport report;
+        using (var bar = new ProgressBar(cli.Error, "ycsb", settings.RecordCount, enabled: !json))
+        {
+            report = await MeasureAsync(heapFactory, settings, nvm, path, new PhaseProgress(bar), cancellationToken).ConfigureAwait(false);
+        }
+
         if (json)
         {
-            cli.Out.WriteLine(JsonSerializer.Serialize(report, YcsbJsonContext.Output.YcsbReport));
+            cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Output.YcsbReport));
         }
         else
         {
@@ -160,6 +211,23 @@ internal static class YcsbCommand
         ulong bytes = (ulong)(maxRecords * perRecord * 2) + (64UL << 20);
         const ulong Mebibyte = 1 << 20;
         return (bytes + Mebibyte - 1) / Mebibyte * Mebibyte;
+    }
+
+    /// <summary>Feeds the driver's phases (load, run) to the generic bar, one stage per phase.</summary>
+    private sealed class PhaseProgress(ProgressBar bar) : IProgress<YcsbProgress>
+    {
+        private string? _phase;
+
+        public void Report(YcsbProgress value)
+        {
+            if (value.Phase != _phase)
+            {
+                _phase = value.Phase;
+                bar.Stage($"ycsb {value.Phase}", value.Total);
+            }
+
+            bar.Report(value.Done);
+        }
     }
 
     private static void WriteText(TextWriter o, YcsbReport r)

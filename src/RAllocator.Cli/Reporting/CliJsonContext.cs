@@ -14,6 +14,7 @@ namespace RAllocator.Cli.Reporting;
 [JsonSerializable(typeof(CheckReport))]
 [JsonSerializable(typeof(BenchReport))]
 [JsonSerializable(typeof(RemoteBenchReport))]
+[JsonSerializable(typeof(YcsbReport))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>
