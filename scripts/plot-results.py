@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerates bench/results/README-table.md (the README's results table, for the block between
-<!-- results:begin --> and <!-- results:end -->) and bench/results/kv-throughput.png from bench/results/kv-comparison.json
+"""Regenerates the README's results table (the block between <!-- results:begin --> and <!-- results:end -->
+in README.md, and a copy in bench/results/README-table.md) and bench/results/kv-throughput.png from bench/results/kv-comparison.json
 (written by scripts/bench-kv.sh). Uses matplotlib when installed; otherwise writes the PNG with a tiny built-in
 bar-chart writer (zlib + struct), so it never needs a download."""
 import json, os, struct, sys, zlib
@@ -19,6 +19,13 @@ for r in sorted(rows, key=lambda r: (r["mode"], r["workload"], r["threads"])):
                  f"{r['pmemobj_ops_per_s']:,.0f} | {r['ratio_rallocator_over_pmemobj']:.2f}× |")
 table = "<!-- results:begin -->\n" + "\n".join(lines) + "\n<!-- results:end -->\n"
 open(os.path.join(root, "README-table.md"), "w").write(table)
+readme = os.path.join(root, "..", "..", "README.md")
+text = open(readme, encoding="utf-8").read()
+begin, end = text.find("<!-- results:begin -->"), text.find("<!-- results:end -->")
+if begin >= 0 and end > begin:
+    # The README's block is replaced in place, so the table there is always the last measured one.
+    open(readme, "w", encoding="utf-8").write(text[:begin] + table + text[end + len("<!-- results:end -->\n"):])
+    print("updated the results block in README.md")
 print(table)
 
 png = os.path.join(root, "kv-throughput.png")
@@ -50,3 +57,30 @@ except ImportError:
     open(png, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 print(f"wrote {os.path.join(root, 'README-table.md')} and {png}")
+
+
+def replace_block(name, block):
+    """Replaces README.md's <!-- NAME:begin --> ... <!-- NAME:end --> block with BLOCK (which carries the markers)."""
+    path = os.path.join(root, "..", "..", "README.md")
+    text = open(path, encoding="utf-8").read()
+    begin, end = text.find(f"<!-- {name}:begin -->"), text.find(f"<!-- {name}:end -->")
+    if begin >= 0 and end > begin:
+        open(path, "w", encoding="utf-8").write(text[:begin] + block + text[end + len(f"<!-- {name}:end -->\n"):])
+        print(f"updated the {name} block in README.md")
+
+
+# Fabrics: bench/results/fabrics/*.json from scripts/bench-fabrics.sh (rallocator bench --json per fabric).
+fabrics_dir = os.path.join(root, "fabrics")
+fabric_rows = []
+for name in ["shm", "ucx-sm", "ucx-tcp"]:
+    path = os.path.join(fabrics_dir, f"{name}.json")
+    if os.path.exists(path):
+        fabric_rows.append(json.load(open(path)))
+if fabric_rows:
+    out = ["| fabric | alloc p50 / p99 (ns) | alloc throughput | slab acquire p50 / p99 (µs) | round trips per acquire | bytes per acquire | blade CPU |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for r in fabric_rows:
+        cpu = f"{r['blade_cpu_ms']:,.0f} ms in {r['wall_seconds']:.2f} s ({r['blade_cpu_percent_of_one_core']:.0f}% of a core)" if r.get("blade_cpu_ms") is not None else "n/a"
+        out.append(f"| {r['fabric']} | {r['alloc_p50_ns']:,.0f} / {r['alloc_p99_ns']:,.0f} | {r['alloc_throughput_ops_per_s']/1e6:.2f} M/s ({r['threads']} threads) | "
+                   f"{r['acquire_p50_ns']/1000:,.1f} / {r['acquire_p99_ns']/1000:,.1f} | {r['round_trips_per_acquire']:.3f} | {r['bytes_per_acquire']:.0f} | {cpu} |")
+    replace_block("fabrics", "<!-- fabrics:begin -->\n" + "\n".join(out) + "\n<!-- fabrics:end -->\n")
