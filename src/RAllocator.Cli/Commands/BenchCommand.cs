@@ -172,7 +172,13 @@ internal static class BenchCommand
 
     private static async Task<int> RunAsync(CliContext cli, BenchSettings settings, bool json, CancellationToken cancellationToken)
     {
-        var report = await MeasureAsync(settings, cancellationToken).ConfigureAwait(false);
+        var progress = new ProgressBar(cli.Error, "bench allocate+free", 2 * settings.Ops, enabled: !json);
+        BenchReport report;
+        using (progress)
+        {
+            report = await MeasureAsync(settings, cancellationToken, progress).ConfigureAwait(false);
+        }
+
         if (json)
         {
             cli.Out.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Output.BenchReport));
@@ -185,7 +191,7 @@ internal static class BenchCommand
         return report.BladeCallsOnCriticalPath == 0 ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
-    internal static async Task<BenchReport> MeasureAsync(BenchSettings settings, CancellationToken cancellationToken)
+    internal static async Task<BenchReport> MeasureAsync(BenchSettings settings, CancellationToken cancellationToken, ProgressBar? progress = null)
     {
         int sizeClass = SizeClasses.ClassOf(settings.SizeBytes);
         int objectBytes = SizeClasses.Sizes[sizeClass];
@@ -255,6 +261,7 @@ internal static class BenchCommand
                 criticalPathCalls += agent.HandlerCalls - callsBefore;
                 phases.Add((start, count));
                 allocated += count;
+                progress?.Report(allocated);
             }
 
             long slabsAcquired = heap.GetStatistics().SlabsAcquired - acquiredBefore;
@@ -264,6 +271,7 @@ internal static class BenchCommand
                 agent.RunOnce();
                 agentPassesBetweenPhases++;
                 await RunPhaseAsync(settings.Threads, start, count, free, (i, ct) => heap.FreeAsync(ptrs[i], ct), cancellationToken).ConfigureAwait(false);
+                progress?.Report(settings.Ops + start + count);
             }
 
             long slabsReturned = heap.GetStatistics().SlabsReturned - returnedBefore;

@@ -65,7 +65,7 @@ internal sealed class ProgressBar : IDisposable
         }
     }
 
-    /// <summary>Erases the bar.</summary>
+    /// <summary>Erases the bar (idempotent).</summary>
     public void Dispose()
     {
         lock (_gate)
@@ -74,6 +74,7 @@ internal sealed class ProgressBar : IDisposable
             {
                 _error.Write("\r" + new string(' ', Width + 34) + "\r");
                 _error.Flush();
+                _drawn = false;
             }
         }
     }
