@@ -45,11 +45,21 @@ for dll in RAllocator.Blade RAllocator.Protocol RAllocator.Nvm rallocator; do
 done
 
 rm -rf "$out"
+# How afl-fuzz must start the harness (see fuzz/README.md, "Running AFL++"):
+# - `dotnet RAllocator.Fuzz.dll TARGET`, not the apphost: Fuzzer.OutOfProcess.Run makes the started process a fork
+#   server that runs the inputs in a child it starts as `dotnet <Environment.CommandLine>`, i.e. `dotnet <the dll>`.
+# - AFL_SKIP_BIN_CHECK: `dotnet` carries no AFL instrumentation (the coverage comes from the sharpfuzz-rewritten
+#   assemblies, written into AFL's shared memory by SharpFuzz), so afl-fuzz's binary check must be skipped.
+# - -m none: the .NET runtime reserves far more address space than AFL's default memory limit.
+# - -t 10000: the first run of each (re)started child pays for the runtime start and the JIT.
 # AFL_SKIP_CPUFREQ / AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: containers have neither a cpufreq governor nor a
-# core_pattern we may change. -m none: the .NET runtime reserves far more address space than AFL's default.
-export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_SKIP_BIN_CHECK=1
-echo "[fuzz.sh] afl-fuzz on '$target' for ${seconds}s (findings in $out)" >&2
-afl-fuzz -i "fuzz/corpus/$target" -o "$out" -V "$seconds" -t 10000 -m none -- "$publish/RAllocator.Fuzz" "$target" >&2 || true
+# core_pattern we may change. AFL_NO_AFFINITY: the machine is shared, do not pin to a core others use.
+export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1
+dotnet_bin="$(command -v dotnet)"
+log="$work/$target.afl.log"
+echo "[fuzz.sh] afl-fuzz on '$target' for ${seconds}s (findings in $out, afl-fuzz output in $log)" >&2
+afl-fuzz -i "fuzz/corpus/$target" -o "$out" -V "$seconds" -t 10000 -m none -- \
+  "$dotnet_bin" "$publish/RAllocator.Fuzz.dll" "$target" >"$log" 2>&1 || true
 
 found=0
 mkdir -p "fuzz/regressions/$target"
@@ -58,14 +68,21 @@ for kind in crashes hangs; do
     [ -e "$file" ] || continue
     found=1
     name="$kind-$(sha256sum "$file" | cut -c1-16)"
-    cp "$file" "fuzz/regressions/$target/$name"
+    install -m 0644 "$file" "fuzz/regressions/$target/$name"
     echo "[fuzz.sh] $kind: fuzz/regressions/$target/$name" >&2
   done
 done
 stats="$out/default/fuzzer_stats"
-if [ -f "$stats" ]; then
-  grep -E '^(execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs|bitmap_cvg) ' "$stats" >&2 || true
-else
-  echo "fuzz.sh: afl-fuzz wrote no fuzzer_stats: it did not start (see its output above)" >&2; exit 2
+if [ ! -f "$stats" ]; then
+  sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$log" | tail -30 >&2
+  echo "fuzz.sh: afl-fuzz wrote no fuzzer_stats: it did not start (see its output above, all of it in $log;" \
+    "rerun with AFL_DEBUG=1 to see the harness's own output)" >&2
+  exit 2
 fi
+field() { awk -v k="$1" '$1 == k { print $3 }' "$stats"; }
+execs="$(field execs_done)"; run_time="$(field run_time)"
+echo "[fuzz.sh] $target: execs_done=$execs run_time=${run_time}s" \
+  "execs_per_sec=$(awk -v e="$execs" -v t="$run_time" 'BEGIN { printf "%.1f", (t > 0 ? e / t : 0) }')" \
+  "corpus_count=$(field corpus_count) corpus_found=$(field corpus_found) saved_crashes=$(field saved_crashes)" \
+  "saved_hangs=$(field saved_hangs) bitmap_cvg=$(field bitmap_cvg)"
 exit "$found"

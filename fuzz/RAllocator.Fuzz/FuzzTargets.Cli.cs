@@ -36,8 +36,21 @@ public static partial class FuzzTargets
 
             if (command is null || !s_runnable.Contains(command) || args.Contains("--help") || args.Contains("-h") || args.Contains("-?"))
             {
-                // Parse only: the parser sees the arguments as given (no files are touched by parsing).
-                RAllocator.Cli.Program.BuildRootCommand(new CliContext(stdout, stderr)).Parse(tokens);
+                // Parse only: the parser sees the arguments as given, except response files ("@path", which
+                // System.CommandLine reads while parsing) mapped into the sandbox. Program.RunAsync turns any exception
+                // out of Parse into exit 2 "error: the command line could not be parsed" (e.g. a NUL in "@path":
+                // ArgumentException), so the same exception here is that handled outcome, not a finding
+                // (fuzz/regressions/cli/crashes-*, fuzz/README.md).
+                try
+                {
+                    RAllocator.Cli.Program.BuildRootCommand(new CliContext(stdout, stderr))
+                        .Parse(tokens.Select(t => t.StartsWith('@') ? "@" + Path.Combine(sandbox, Path.GetFileName(Sandbox(t[1..], sandbox))) : t).ToArray());
+                }
+                catch (Exception)
+                {
+                    // RunAsync: catch (Exception) around root.Parse(args) -> ExitCodes.Usage.
+                }
+
                 return;
             }
 

@@ -111,11 +111,9 @@ public sealed partial class BladeImage
                     break;
                 }
 
-                if (word.SlabIndex >= Geometry.SlabCount)
-                {
-                    problems.Add($"node {n} acknowledgement {s} names slab {word.SlabIndex}, beyond the {Geometry.SlabCount} slabs");
-                }
-
+                // A node's areas are its input, not the blade's metadata: a record naming a slab that does not exist is
+                // listed here and rejected (counted) by the agent when its turn comes, never an image inconsistency,
+                // or a node writing garbage into its own area could keep the blade from starting (found by fuzzing).
                 pendingAcks.Add(new PendingAck(word.Sequence, word.SlabIndex, record.Ticket));
             }
 
@@ -126,11 +124,6 @@ public sealed partial class BladeImage
                 if (word.Sequence != (uint)s)
                 {
                     break;
-                }
-
-                if (word.SlabIndex >= Geometry.SlabCount)
-                {
-                    problems.Add($"node {n} free request {s} names slab {word.SlabIndex}, beyond the {Geometry.SlabCount} slabs");
                 }
 
                 pendingFrees.Add(word);

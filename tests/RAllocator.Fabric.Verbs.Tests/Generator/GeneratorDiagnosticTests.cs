@@ -109,7 +109,7 @@ public sealed class GeneratorDiagnosticTests
     [Fact]
     public void EveryReportedIdIsTrackedInTheAnalyzerReleaseNotes()
     {
-        string releases = File.ReadAllText(Path.Combine(ExpectedFiles.ProjectDirectory(), "..", "..", "..", "generators", "RAllocator.Generators.Verbs", "AnalyzerReleases.Unshipped.md"));
+        string releases = File.ReadAllText(Path.Combine(ExpectedFiles.ProjectDirectory(), "..", "..", "generators", "RAllocator.Generators.Verbs", "AnalyzerReleases.Unshipped.md"));
         foreach (string id in RAllocator.Generators.Verbs.DiagnosticDescriptors.ById.Keys)
         {
             releases.ShouldContain(id + " |");

@@ -1,7 +1,7 @@
 using System.Collections;
 using System.Collections.Immutable;
 
-namespace RAllocator.Generators.Layout;
+namespace RAllocator.Generators.Shared;
 
 /// <summary>
 /// An immutable array compared by its elements, so that pipeline models holding lists stay equal across

@@ -1,22 +1,23 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace RAllocator.Generators.Tests;
+namespace RAllocator.Testing;
 
 /// <summary>
-/// Compares text against Expected/*.txt. With RALLOCATOR_UPDATE_EXPECTED=1 the files in the source tree are
-/// rewritten instead (review the diff, then commit); otherwise a mismatch fails with the first differing line.
+/// Compares text against Expected/*.txt of the calling test project (copied to its output directory). With
+/// RALLOCATOR_UPDATE_EXPECTED=1 the files in the source tree are rewritten instead (review the diff, then commit);
+/// otherwise a mismatch fails with the first differing line.
 /// </summary>
-internal static class ExpectedFiles
+public static class ExpectedFiles
 {
     public const string UpdateVariable = "RALLOCATOR_UPDATE_EXPECTED";
 
-    public static void Match(string actual, string fileName)
+    public static void Match(string actual, string fileName, [CallerFilePath] string callerFile = "")
     {
         actual = Normalize(actual);
         if (Environment.GetEnvironmentVariable(UpdateVariable) == "1")
         {
-            string sourcePath = Path.Combine(ProjectDirectory(), "Expected", fileName);
+            string sourcePath = Path.Combine(ProjectDirectory(callerFile), "Expected", fileName);
             Directory.CreateDirectory(Path.GetDirectoryName(sourcePath)!);
             if (!File.Exists(sourcePath) || Normalize(File.ReadAllText(sourcePath)) != actual)
             {
@@ -29,14 +30,14 @@ internal static class ExpectedFiles
         string expectedPath = Path.Combine(AppContext.BaseDirectory, "Expected", fileName);
         if (!File.Exists(expectedPath))
         {
-            throw new Xunit.Sdk.XunitException(
+            throw new ExpectedFileMismatchException(
                 $"Expected file Expected/{fileName} does not exist. Run the tests with {UpdateVariable}=1 to create it, then review and commit it.");
         }
 
         string expected = Normalize(File.ReadAllText(expectedPath));
         if (expected != actual)
         {
-            throw new Xunit.Sdk.XunitException(Describe(fileName, expected, actual));
+            throw new ExpectedFileMismatchException(Describe(fileName, expected, actual));
         }
     }
 
@@ -73,6 +74,21 @@ internal static class ExpectedFiles
 
     private static string Normalize(string text) => text.Replace("\r\n", "\n", StringComparison.Ordinal);
 
-    /// <summary>The test project's source directory (where this file was compiled from).</summary>
-    public static string ProjectDirectory([CallerFilePath] string thisFile = "") => Path.GetDirectoryName(thisFile)!;
+    /// <summary>The source directory of the test project that compiled <paramref name="callerFile"/>: the nearest
+    /// directory above it holding a .csproj.</summary>
+    public static string ProjectDirectory([CallerFilePath] string callerFile = "")
+    {
+        for (var directory = Path.GetDirectoryName(callerFile); directory is not null; directory = Path.GetDirectoryName(directory))
+        {
+            if (Directory.EnumerateFiles(directory, "*.csproj").Any())
+            {
+                return directory;
+            }
+        }
+
+        throw new InvalidOperationException($"no .csproj above {callerFile}");
+    }
 }
+
+/// <summary>Output that differs from its expected file (or a missing expected file); the message shows where.</summary>
+public sealed class ExpectedFileMismatchException(string message) : Exception(message);

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace RAllocator.Generators.Verbs;
+namespace RAllocator.Generators.Shared;
 
 /// <summary>A minimal indented text writer: generated source is built as plain strings, lines end in \n.</summary>
 internal sealed class SourceWriter
