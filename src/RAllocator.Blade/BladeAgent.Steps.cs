@@ -394,7 +394,15 @@ public sealed partial class BladeAgent
     {
         _image.MarkFree(slab);
         SetState(slab, SlabState.Free, 0);
-        _free.Add((_wear[slab], slab));
+        if (Faults.RefillFirstInFirstOut)
+        {
+            _releaseSequence = Math.Max(_releaseSequence, _free.Count > 0 ? _free.Max.Wear : 0) + 1;
+            _free.Add((_releaseSequence, slab));
+        }
+        else
+        {
+            _free.Add((_wear[slab], slab));
+        }
     }
 
     private void SetState(ulong slab, SlabState state, uint owner)

@@ -4,6 +4,9 @@ namespace RAllocator.Blade;
 public sealed partial class BladeAgent
 {
     internal BladeAgentFaults Faults { get; set; } = BladeAgentFaults.None;
+
+    // With RefillFirstInFirstOut the free set is keyed by release order instead of wear.
+    private ulong _releaseSequence;
 }
 
 /// <summary>A deliberately broken agent rule (test hooks only).</summary>
@@ -28,4 +31,8 @@ internal sealed record BladeAgentFaults
 
     /// <summary>No double allocation after a blade crash: keep the old ring and sequencer at restart.</summary>
     public bool SkipRestartRecovery { get; init; }
+
+    /// <summary>Not a protocol bug: a first-in-first-out reuse baseline for the wear benchmark (the refill takes the
+    /// slab freed longest ago instead of the least worn).</summary>
+    public bool RefillFirstInFirstOut { get; init; }
 }

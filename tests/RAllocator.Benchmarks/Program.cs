@@ -12,6 +12,11 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Length > 0 && PlacementAndWear.IsMode(args[0]))
+        {
+            return PlacementAndWear.Run(args);
+        }
+
         if (args.Length > 0 && QuickMeasurements.IsQuickMode(args[0]))
         {
             return QuickMeasurements.Run(args);
