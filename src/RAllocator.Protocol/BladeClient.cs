@@ -197,7 +197,9 @@ public sealed partial class BladeClient
                     return new OwnedSlab(entry.SlabIndex, ticket, Geometry.SlabOffset(entry.SlabIndex));
                 }
 
-                if (entry.IsFor(ticket) && entry.Kind == RingEntryKind.Exhausted)
+                // A later ticket's entry in our slot means ours was overwritten, and the refill overwrites only entries
+                // that carry no slab for a live in-flight claim: ours was Exhausted (the blade was full), read too late.
+                if ((entry.IsFor(ticket) && entry.Kind == RingEntryKind.Exhausted) || entry.IsForLaterTicketThan(ticket))
                 {
                     state = SlabAcquisitionMachine.Next(state, AcquireTransition.EntryExhausted);
                     await PostWordAsync(NodeHeaderOffset(NodeHeader.Offsets.AcquireState), new AcquireStateWord(acquisition, false).Pack(), cancellationToken).ConfigureAwait(false);

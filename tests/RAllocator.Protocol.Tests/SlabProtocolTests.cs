@@ -164,4 +164,27 @@ public sealed class SlabProtocolTests
         state.IsConsistent.ShouldBeTrue(string.Join("; ", state.Problems));
         state.Count(SlabState.Owned).ShouldBe(got.Count, "every slab is owned: none leaked into a dead ticket");
     }
+
+    [Fact]
+    public async Task AnExhaustedEntryOverwrittenByALaterRoundIsReadAsOutOfMemoryNotAStall()
+    {
+        // The refill may overwrite a taken ticket's Exhausted entry one ring later (nothing tracks it as unresolved);
+        // the taker then finds a later ticket's entry in its slot and must answer out of memory, not spin until it stalls.
+        var blade = NewBlade(2 << 20, new BladeFormatOptions { MaxNodes = 2, RingCapacity = 4 });
+        var client = await BladeClient.ConnectAsync(blade.Connect(0), 0, new ProtocolOptions { RingReadRetryLimit = 3, Backoff = (_, _) => Task.CompletedTask });
+        await client.RegisterAsync();
+        ulong next = blade.Image.Scan().Sequencer;
+        var ring = blade.Image.Layout.Ring(blade.Region, (long)(next % blade.Image.Geometry.RingCapacity));
+        ring.StoreWord(RingEntryWord.ForSlab(next + blade.Image.Geometry.RingCapacity, 0).Pack());
+
+        var error = await Should.ThrowAsync<BladeOutOfMemoryException>(() => client.AcquireSlabAsync());
+        error.Message.ShouldContain($"ticket {next}");
+
+        // An entry from an earlier round is the usual "not filled yet": the node keeps reading, then stalls.
+        ulong after = next + 1;
+        var earlier = blade.Image.Layout.Ring(blade.Region, (long)(after % blade.Image.Geometry.RingCapacity));
+        earlier.StoreWord(RingEntryWord.ForExhausted(after + blade.Image.Geometry.RingCapacity * 3).Pack());
+        earlier.StoreWord(RingEntryWord.ForSlab(after - blade.Image.Geometry.RingCapacity, 0).Pack());
+        await Should.ThrowAsync<ProtocolStallException>(() => client.AcquireSlabAsync());
+    }
 }

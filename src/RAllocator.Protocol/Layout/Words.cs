@@ -69,6 +69,16 @@ public readonly record struct RingEntryWord(RingEntryKind Kind, uint TicketTag, 
 
     /// <summary>Whether this entry was written for <paramref name="ticket"/> (any kind but Empty).</summary>
     public bool IsFor(ulong ticket) => Kind != RingEntryKind.Empty && TicketTag == TagOf(ticket);
+
+    /// <summary>
+    /// True when the entry is for a ticket after <paramref name="ticket"/> (same slot, a later ring round): tags are
+    /// compared as 28-bit serial numbers, so "after" means within half the tag space ahead.
+    /// </summary>
+    public bool IsForLaterTicketThan(ulong ticket)
+    {
+        uint ahead = (TicketTag - TagOf(ticket)) & (uint)TicketTagMask;
+        return Kind != RingEntryKind.Empty && ahead != 0 && ahead < (1u << (TicketTagBits - 1));
+    }
 }
 
 /// <summary>

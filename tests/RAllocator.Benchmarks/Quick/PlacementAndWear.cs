@@ -14,7 +14,7 @@ namespace RAllocator.Benchmarks.Quick;
 /// <summary>
 /// Quick modes for issue 8, in-process blades on simulated NVM, every figure measured on the run:
 /// <code>
-///   placement [--seeds 3] [--ops 2000] [--out bench/results/placement.json]
+///   placement [--seeds 3] [--ops 20000] [--out bench/results/placement.json]
 ///       4 blades, a skewed workload; utilization spread ((max - min) / mean) with the coordinator and with round robin
 ///   wear [--seeds 3] [--handouts 6000] [--out bench/results/wear.json]
 ///       slab churn on one blade; max/mean wear with least-worn-first refill and with first-in-first-out reuse
@@ -49,7 +49,7 @@ internal static class PlacementAndWear
     private static async Task<JsonObject> PlacementAsync(QuickOptions options)
     {
         int seeds = options.Int("seeds", 3);
-        int ops = options.Int("ops", 2000);
+        int ops = options.Int("ops", 20000);
         var runs = new JsonArray();
         var coordinatorFinal = new List<double>();
         var roundRobinFinal = new List<double>();
