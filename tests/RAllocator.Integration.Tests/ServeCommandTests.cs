@@ -62,6 +62,11 @@ public sealed class ServeCommandTests
         badListen.ShouldBe(2);
         listenError.ShouldContain("host:port");
 
+        var (verbs, verbsError) = await RunServeAsync(image, "--listen", "127.0.0.1:0", "--token-file", token, "--fabric", "verbs");
+        verbs.ShouldBe(1);
+        verbsError.ShouldContain("ibv_get_device_list");
+        verbsError.ShouldContain("--fabric ucx");
+
         File.ReadAllBytes(image).ShouldBe(before, "no failed start may touch the image");
 
         var garbage = directory.File("garbage.img");
