@@ -10,10 +10,10 @@ internal sealed class ServedImage : IDisposable
 
     private readonly TempDirectory _directory = new();
 
-    public ServedImage(int slabs = 64, uint maxNodes = 4)
+    public ServedImage(int slabs = 64, uint maxNodes = 4, uint leaseTicks = 50_000)
     {
         ImagePath = _directory.File("blade.img");
-        var options = new Protocol.Layout.BladeFormatOptions { MaxNodes = maxNodes };
+        var options = new Protocol.Layout.BladeFormatOptions { MaxNodes = maxNodes, NodeLeaseTicks = leaseTicks };
         var length = (long)(SlabSizeBytes * (ulong)(slabs + 16));
         using (var region = MappedFileNvm.Create(ImagePath, length))
         {

@@ -154,7 +154,7 @@ public sealed class BladeServerTests
     [Fact]
     public async Task Fencing_on_lease_expiry_ends_the_session_of_a_node_that_stops_publishing()
     {
-        using var image = new ServedImage();
+        using var image = new ServedImage(leaseTicks: 1000);
         await using var server = image.Start(fence: true);
         var connection = await RemoteBlade.ConnectAsync(ServedImage.EndpointOf(server), 0, 1, image.Token, new SharedMemoryConnector(), NoRetry);
         var client = await BladeClient.ConnectAsync(connection, 1);

@@ -187,8 +187,14 @@ public sealed record BladeFormatOptions
     /// <summary>Largest slab as a multiple of the base slab (default 1).</summary>
     public uint MaxSlabSpan { get; init; } = 1;
 
-    /// <summary>Agent ticks without a heartbeat before a node's lease expires (default 1000).</summary>
-    public uint NodeLeaseTicks { get; init; } = 1000;
+    /// <summary>
+    /// Agent passes without a heartbeat before a node's lease expires (default 50,000: about 10 s at the agent's
+    /// default 200 µs pacing). An expired node's in-flight ticket is released, so the lease must be long against
+    /// the node's epoch-publishing interval and network delays, and expiry must be paired with fencing
+    /// (spec/processes.md); the first default, 1000 passes (0.2 s), expired busy nodes over UCX/TCP and lost
+    /// their acknowledged slabs (found by the multi-process SIGKILL test).
+    /// </summary>
+    public uint NodeLeaseTicks { get; init; } = 50_000;
 }
 
 /// <summary>Format parameters that cannot make a valid image.</summary>

@@ -34,7 +34,7 @@ internal sealed class HeapModelRun
 
     private const int MaxOpenGuardsPerNode = 2;
 
-    public static readonly BladeFormatOptions FormatOptions = new() { MaxNodes = 3, RingCapacity = 4, AckSlotsPerNode = 8, FreeSlotsPerNode = 8 };
+    public static readonly BladeFormatOptions FormatOptions = new() { MaxNodes = 3, RingCapacity = 4, AckSlotsPerNode = 8, FreeSlotsPerNode = 8, NodeLeaseTicks = 1000 };
 
     private readonly PlantedFaults _faults;
     private readonly EmbeddedBlade _blade;
