@@ -379,7 +379,7 @@ public sealed unsafe class UcxConnection : IFabricConnection
                             PersistLocked(operation.RemoteOffset, operation.Length);
                             break;
                         default:
-                            UcxThrowHelper.ThrowUnbatchableVerb(operation.Verb);
+                            FabricErrors.ThrowUnbatchableVerb(operation.Verb);
                             break;
                     }
                 }
@@ -575,13 +575,13 @@ public sealed unsafe class UcxConnection : IFabricConnection
     {
         if (_disposed)
         {
-            UcxThrowHelper.ThrowClosed(_description);
+            FabricErrors.ThrowClosed(_description);
         }
 
         if (_deferredFailure is { } deferred)
         {
             _deferredFailure = null;
-            throw UcxThrowHelper.CreateDeferredFailure(_description, deferred);
+            throw FabricErrors.CreateDeferredFailure(_description, deferred);
         }
 
         if (_failure is { } failure)
@@ -602,7 +602,7 @@ public sealed unsafe class UcxConnection : IFabricConnection
         // Differences, not offset + length, so that offsets near long.MaxValue cannot wrap into the region.
         if (offset < 0 || length < 0 || offset > RegionLength - length)
         {
-            UcxThrowHelper.ThrowOutsideRegion(_description, verb, offset, length, RegionLength);
+            FabricErrors.ThrowOutsideRegion(_description, verb, offset, length, RegionLength);
         }
     }
 
@@ -612,7 +612,7 @@ public sealed unsafe class UcxConnection : IFabricConnection
         var range = FindRange(offset, length, writable: true);
         if (range is null)
         {
-            UcxThrowHelper.ThrowNotWritable(_description, verb, offset, length, Access);
+            FabricErrors.ThrowNotWritable(_description, verb, offset, length, Access);
         }
 
         return range;
@@ -623,7 +623,7 @@ public sealed unsafe class UcxConnection : IFabricConnection
         EnsureInsideRegion(verb, offset, AtomicWordBytes);
         if ((offset & (AtomicWordBytes - 1)) != 0)
         {
-            UcxThrowHelper.ThrowMisaligned(_description, verb, offset);
+            FabricErrors.ThrowMisaligned(_description, verb, offset);
         }
 
         return FindWritableRange(verb, offset, AtomicWordBytes);

@@ -322,7 +322,8 @@ public sealed class VerbsConnection : IFabricConnection
                     BuildPersist(Wrs + i, Sges + i, operation.RemoteOffset, operation.Length, signaled: last && signal);
                     break;
                 default:
-                    throw new NotSupportedException($"{operation.Verb} cannot be batched: batches carry only writes and persists.");
+                    FabricErrors.ThrowUnbatchableVerb(operation.Verb);
+                    break;
             }
 
             if (i > 0)
@@ -533,8 +534,7 @@ public sealed class VerbsConnection : IFabricConnection
     {
         if (offset < 0 || length < 0 || offset > RegionLength - length)
         {
-            throw new FabricException(FabricStatus.RemoteAccessError,
-                $"{_description}: {verb} of {length} bytes at offset 0x{offset:x} is outside the blade region [0x0, 0x{RegionLength:x}).");
+            FabricErrors.ThrowOutsideRegion(_description, verb, offset, length, RegionLength);
         }
     }
 
@@ -550,8 +550,8 @@ public sealed class VerbsConnection : IFabricConnection
             }
         }
 
-        throw new FabricException(FabricStatus.RemoteAccessError,
-            $"{_description}: {verb} of {length} bytes at offset 0x{offset:x} is not inside one of this node's registered ranges ({Access}); the blade refuses it as a remote access error.");
+        FabricErrors.ThrowNotWritable(_description, verb, offset, length, Access);
+        return 0;
     }
 
     private uint AtomicRkey(FabricVerb verb, long offset)
@@ -559,8 +559,7 @@ public sealed class VerbsConnection : IFabricConnection
         EnsureInsideRegion(verb, offset, sizeof(ulong));
         if ((offset & 7) != 0)
         {
-            throw new FabricException(FabricStatus.RemoteAlignmentError,
-                $"{_description}: {verb} at offset 0x{offset:x} is not 8-byte aligned; remote atomics operate on one aligned 8-byte word.");
+            FabricErrors.ThrowMisaligned(_description, verb, offset);
         }
 
         return WritableRkey(verb, offset, sizeof(ulong));

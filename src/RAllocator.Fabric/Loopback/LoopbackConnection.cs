@@ -191,7 +191,7 @@ public sealed class LoopbackConnection : IFabricConnection
         // Posting on a destroyed queue pair fails locally, even unsignaled; an unreachable blade only shows later.
         if (_disposed)
         {
-            ThrowHelper.ThrowClosed(_description);
+            FabricErrors.ThrowClosed(_description);
         }
 
         ThrowDeferredFailure();
@@ -267,7 +267,7 @@ public sealed class LoopbackConnection : IFabricConnection
                         ExecutePersist(operation.RemoteOffset, operation.Length);
                         break;
                     default:
-                        ThrowHelper.ThrowUnbatchableVerb(operation.Verb);
+                        FabricErrors.ThrowUnbatchableVerb(operation.Verb);
                         break;
                 }
             }
@@ -320,7 +320,7 @@ public sealed class LoopbackConnection : IFabricConnection
     {
         if (_disposed)
         {
-            ThrowHelper.ThrowClosed(_description);
+            FabricErrors.ThrowClosed(_description);
         }
 
         if (!IsReachableNow())
@@ -350,7 +350,7 @@ public sealed class LoopbackConnection : IFabricConnection
         var failure = Interlocked.Exchange(ref _deferredFailure, null);
         if (failure is not null)
         {
-            throw ThrowHelper.CreateDeferredFailure(_description, failure);
+            throw FabricErrors.CreateDeferredFailure(_description, failure);
         }
     }
 
@@ -371,7 +371,7 @@ public sealed class LoopbackConnection : IFabricConnection
         // Differences, not offset + length, so that offsets near long.MaxValue cannot wrap into the region.
         if (offset < 0 || length < 0 || offset > _region.Length - length)
         {
-            ThrowHelper.ThrowOutsideRegion(_description, verb, offset, length, _region.Length);
+            FabricErrors.ThrowOutsideRegion(_description, verb, offset, length, _region.Length);
         }
     }
 
@@ -381,7 +381,7 @@ public sealed class LoopbackConnection : IFabricConnection
         EnsureInsideRegion(verb, offset, length);
         if (!Access.AllowsWrite(offset, length))
         {
-            ThrowHelper.ThrowNotWritable(_description, verb, offset, length, Access);
+            FabricErrors.ThrowNotWritable(_description, verb, offset, length, Access);
         }
     }
 
@@ -391,12 +391,12 @@ public sealed class LoopbackConnection : IFabricConnection
         EnsureInsideRegion(verb, offset, AtomicWordBytes);
         if ((offset & (AtomicWordBytes - 1)) != 0)
         {
-            ThrowHelper.ThrowMisaligned(_description, verb, offset);
+            FabricErrors.ThrowMisaligned(_description, verb, offset);
         }
 
         if (!Access.AllowsWrite(offset, AtomicWordBytes))
         {
-            ThrowHelper.ThrowNotWritable(_description, verb, offset, AtomicWordBytes, Access);
+            FabricErrors.ThrowNotWritable(_description, verb, offset, AtomicWordBytes, Access);
         }
     }
 
