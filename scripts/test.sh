@@ -45,7 +45,10 @@ log "running tests"
 dotnet test RAllocator.sln -c "$configuration" --no-build -nologo 2>&1 | tee -a "$log_file"
 test_status=${PIPESTATUS[0]}
 
+# A test host that crashes (a native library's SIGSEGV, say) reports only the tests it finished, all passed:
+# count each crash as a failure so the last line never reads "0 failed" for a run that lost tests.
 awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($i == "Passed:") p += $(i+1); if ($i == "Failed:") f += $(i+1) } }
+     /\[FATAL ERROR\]|Test host process crashed|Test Run Aborted/ { f += 1 }
      END { printf "%d passed, %d failed\n", p, f }' "$log_file" | tee summary.txt
 read -r passed _ failed _ < summary.txt
 rm -f summary.txt
