@@ -96,6 +96,12 @@ public sealed partial class BladeAgent
     /// <summary>Raised when a node's lease expires; the server fences it (revokes its registration) before its slabs are touched.</summary>
     public event Action<uint>? NodeLeaseExpired;
 
+    /// <summary>
+    /// Raised on the <see cref="RunAsync"/> loop's thread after each of its passes (not after <see cref="RunOnce"/>
+    /// calls made by others): a server hangs its utilization snapshot and its CPU accounting on it.
+    /// </summary>
+    public event Action? PassCompleted;
+
     /// <summary>Free slabs (not ringed, owned or freeing).</summary>
     public long FreeSlabCount => _free.Count;
 
@@ -117,6 +123,7 @@ public sealed partial class BladeAgent
             if (!Paused)
             {
                 RunOnce();
+                PassCompleted?.Invoke();
             }
 
             if (interval >= TimeSpan.FromMilliseconds(1))

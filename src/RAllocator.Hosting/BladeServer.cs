@@ -72,10 +72,11 @@ public sealed class BladeServer : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly Dictionary<uint, Session> _sessions = [];
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Thread _agentThread;
+    private readonly Task _agentRun;
     private readonly Task _acceptLoop;
     private readonly TaskCompletionSource _agentStopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile int _agentThreadId;
+    private long _nextReport;
     private volatile BladeUtilization _utilization;
     private Exception? _agentFailure;
     private int _stopped;
@@ -92,8 +93,11 @@ public sealed class BladeServer : IAsyncDisposable
         LocalEndPoint = (IPEndPoint)listener.LocalEndpoint;
         _utilization = Snapshot();
         _agent.NodeLeaseExpired += OnLeaseExpired;
-        _agentThread = new Thread(RunAgent) { IsBackground = true, Name = "blade agent" };
-        _agentThread.Start();
+        // The agent's own loop paces the passes on a dedicated thread; the server only watches them.
+        _nextReport = Stopwatch.GetTimestamp() + (long)(_options.UtilizationReportInterval.TotalSeconds * Stopwatch.Frequency);
+        _agent.PassCompleted += OnPassCompleted;
+        _agentRun = _agent.RunAsync(_stopping.Token);
+        _agentRun.ContinueWith(run => OnAgentFaulted(run.Exception!.InnerException!), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         _acceptLoop = AcceptLoopAsync();
     }
 
@@ -239,7 +243,14 @@ public sealed class BladeServer : IAsyncDisposable
             session.Close("the blade is shutting down");
         }
 
-        await Task.Run(_agentThread.Join).ConfigureAwait(false);
+        try
+        {
+            await _agentRun.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ReferenceEquals(ex, _agentFailure) || _agentRun.IsFaulted)
+        {
+            // Reported by OnAgentFaulted; the image is not marked clean below.
+        }
         foreach (var export in _exports.Values)
         {
             export.Dispose();
@@ -279,48 +290,28 @@ public sealed class BladeServer : IAsyncDisposable
         return new BladeUtilization((long)_image.Geometry.SlabCount, _agent.FreeSlabCount, connected, _agent.HandlerCalls, _agent.Stats);
     }
 
-    private void RunAgent()
+    /// <summary>Runs on the agent's thread after each pass of <see cref="BladeAgent.RunAsync"/>.</summary>
+    private void OnPassCompleted()
     {
-        _agentThreadId = CpuClocks.CurrentThreadId();
-        var interval = (_options.Agent ?? new BladeAgentOptions()).PassInterval;
-        var nextReport = Stopwatch.GetTimestamp() + ReportTicks();
-        try
+        if (_agentThreadId == 0)
         {
-            while (!_stopping.IsCancellationRequested)
-            {
-                _agent.RunOnce();
-                _utilization = Snapshot();
-                if (_options.UtilizationReportInterval > TimeSpan.Zero && Stopwatch.GetTimestamp() >= nextReport)
-                {
-                    Log(_utilization.ToString());
-                    nextReport = Stopwatch.GetTimestamp() + ReportTicks();
-                }
-
-                if (interval >= TimeSpan.FromMilliseconds(1))
-                {
-                    _stopping.Token.WaitHandle.WaitOne(interval);
-                }
-                else
-                {
-                    var until = Stopwatch.GetTimestamp() + (long)(interval.TotalSeconds * Stopwatch.Frequency);
-                    while (Stopwatch.GetTimestamp() < until && !_stopping.IsCancellationRequested)
-                    {
-                        Thread.Yield();
-                    }
-                }
-            }
-        }
-#pragma warning disable CA1031 // The agent thread must report any failure to the server instead of killing the process.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            _agentFailure = ex;
-            Log($"agent failed: {ex.GetType().Name}: {ex.Message}; the server stops serving");
-            _agentStopped.TrySetException(ex);
-            _ = Task.Run(StopAsync);
+            _agentThreadId = CpuClocks.CurrentThreadId();
         }
 
-        long ReportTicks() => (long)(_options.UtilizationReportInterval.TotalSeconds * Stopwatch.Frequency);
+        _utilization = Snapshot();
+        if (_options.UtilizationReportInterval > TimeSpan.Zero && Stopwatch.GetTimestamp() >= _nextReport)
+        {
+            Log(_utilization.ToString());
+            _nextReport = Stopwatch.GetTimestamp() + (long)(_options.UtilizationReportInterval.TotalSeconds * Stopwatch.Frequency);
+        }
+    }
+
+    private void OnAgentFaulted(Exception failure)
+    {
+        _agentFailure = failure;
+        Log($"agent failed: {failure.GetType().Name}: {failure.Message}; the server stops serving");
+        _agentStopped.TrySetException(failure);
+        _ = Task.Run(StopAsync);
     }
 
     private void OnLeaseExpired(uint nodeId)
