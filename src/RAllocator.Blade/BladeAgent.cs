@@ -102,6 +102,9 @@ public sealed partial class BladeAgent
     /// </summary>
     public event Action? PassCompleted;
 
+    /// <summary>Raised once on the <see cref="RunAsync"/> loop's thread before its first pass (a server reads the thread's CPU time).</summary>
+    public event Action? LoopStarted;
+
     /// <summary>Free slabs (not ringed, owned or freeing).</summary>
     public long FreeSlabCount => _free.Count;
 
@@ -118,6 +121,7 @@ public sealed partial class BladeAgent
     private void RunUntilCancelled(CancellationToken cancellationToken)
     {
         var interval = _options.PassInterval;
+        LoopStarted?.Invoke();
         while (!cancellationToken.IsCancellationRequested)
         {
             if (!Paused)

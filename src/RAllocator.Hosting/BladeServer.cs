@@ -95,6 +95,7 @@ public sealed class BladeServer : IAsyncDisposable
         _agent.NodeLeaseExpired += OnLeaseExpired;
         // The agent's own loop paces the passes on a dedicated thread; the server only watches them.
         _nextReport = Stopwatch.GetTimestamp() + (long)(_options.UtilizationReportInterval.TotalSeconds * Stopwatch.Frequency);
+        _agent.LoopStarted += () => _agentThreadId = CpuClocks.CurrentThreadId();
         _agent.PassCompleted += OnPassCompleted;
         _agentRun = _agent.RunAsync(_stopping.Token);
         _agentRun.ContinueWith(run => OnAgentFaulted(run.Exception!.InnerException!), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
@@ -293,11 +294,6 @@ public sealed class BladeServer : IAsyncDisposable
     /// <summary>Runs on the agent's thread after each pass of <see cref="BladeAgent.RunAsync"/>.</summary>
     private void OnPassCompleted()
     {
-        if (_agentThreadId == 0)
-        {
-            _agentThreadId = CpuClocks.CurrentThreadId();
-        }
-
         _utilization = Snapshot();
         if (_options.UtilizationReportInterval > TimeSpan.Zero && Stopwatch.GetTimestamp() >= _nextReport)
         {
