@@ -58,11 +58,7 @@ public sealed class PlacementCoordinator
         var total = default(FabricCounterSnapshot);
         foreach (var reader in _readers)
         {
-            var s = reader.Connection.Counters.Snapshot();
-            total = new FabricCounterSnapshot(
-                total.RoundTrips + s.RoundTrips, total.Reads + s.Reads, total.Writes + s.Writes, total.FetchAdds + s.FetchAdds,
-                total.CompareSwaps + s.CompareSwaps, total.Persists + s.Persists, total.UnsignaledPosts + s.UnsignaledPosts,
-                total.BytesToBlade + s.BytesToBlade, total.BytesFromBlade + s.BytesFromBlade);
+            total = total.Plus(reader.Connection.Counters.Snapshot());
         }
 
         return total;

@@ -55,6 +55,18 @@ public readonly record struct FabricCounterSnapshot(
     /// <summary>All verbs of every kind.</summary>
     public long TotalVerbs => Reads + Writes + FetchAdds + CompareSwaps + Persists;
 
+    /// <summary>This snapshot's counts plus <paramref name="other"/>'s (several connections, several intervals).</summary>
+    public FabricCounterSnapshot Plus(FabricCounterSnapshot other) => new(
+        RoundTrips + other.RoundTrips,
+        Reads + other.Reads,
+        Writes + other.Writes,
+        FetchAdds + other.FetchAdds,
+        CompareSwaps + other.CompareSwaps,
+        Persists + other.Persists,
+        UnsignaledPosts + other.UnsignaledPosts,
+        BytesToBlade + other.BytesToBlade,
+        BytesFromBlade + other.BytesFromBlade);
+
     /// <summary>The counts accrued between <paramref name="earlier"/> and this snapshot.</summary>
     public FabricCounterSnapshot Since(FabricCounterSnapshot earlier) => new(
         RoundTrips - earlier.RoundTrips,

@@ -429,6 +429,18 @@ internal static class BenchCommand
         ImageReportWriter.Line(o, "  sampling", $"percentiles from 1 op in {r.SampleEvery} timed alone; means from the whole timed loops");
     }
 
+    /// <summary>The nearest-rank quantile of sorted Stopwatch tick samples, in nanoseconds (0 for no samples).</summary>
+    internal static double PercentileOfSortedTicksNs(IReadOnlyList<long> sortedTicks, double quantile)
+    {
+        if (sortedTicks.Count == 0)
+        {
+            return 0;
+        }
+
+        int index = (int)Math.Clamp(Math.Ceiling(quantile * sortedTicks.Count) - 1, 0, sortedTicks.Count - 1);
+        return sortedTicks[index] * (1e9 / Stopwatch.Frequency);
+    }
+
     private sealed class PhaseTimings
     {
         public long WallTicks { get; set; }
@@ -443,14 +455,8 @@ internal static class BenchCommand
 
         public double PercentileNs(double quantile)
         {
-            if (Samples.Count == 0)
-            {
-                return 0;
-            }
-
             Samples.Sort();
-            int index = (int)Math.Clamp(Math.Ceiling(quantile * Samples.Count) - 1, 0, Samples.Count - 1);
-            return Samples[index] * (1e9 / Stopwatch.Frequency);
+            return PercentileOfSortedTicksNs(Samples, quantile);
         }
     }
 }

@@ -202,10 +202,7 @@ internal static class RemoteBench
             }
 
             acquireSeconds += acquireWall.Elapsed.TotalSeconds;
-            var delta = client.Counters.Snapshot().Since(before);
-            acquireCounters = new FabricCounterSnapshot(
-                acquireCounters.RoundTrips + delta.RoundTrips, 0, 0, 0, 0, 0, 0,
-                acquireCounters.BytesToBlade + delta.BytesToBlade, acquireCounters.BytesFromBlade + delta.BytesFromBlade);
+            acquireCounters = acquireCounters.Plus(client.Counters.Snapshot().Since(before));
         }
 
         foreach (var slab in acquired)
@@ -305,22 +302,12 @@ internal static class RemoteBench
     }
 
     private static FabricCounterSnapshot Counters(WorkingNodeHeap heap) =>
-        heap.Blades.Select(b => b.Counters.Snapshot()).Aggregate((a, b) => new FabricCounterSnapshot(
-            a.RoundTrips + b.RoundTrips, a.Reads + b.Reads, a.Writes + b.Writes, a.FetchAdds + b.FetchAdds, a.CompareSwaps + b.CompareSwaps,
-            a.Persists + b.Persists, a.UnsignaledPosts + b.UnsignaledPosts, a.BytesToBlade + b.BytesToBlade, a.BytesFromBlade + b.BytesFromBlade));
+        heap.Blades.Select(b => b.Counters.Snapshot()).Aggregate((a, b) => a.Plus(b));
 
     private static double Ratio(long count, long ops) => ops == 0 ? 0 : Math.Round(count / (double)ops, 4);
 
-    private static double Percentile(long[] sortedTicks, double quantile)
-    {
-        if (sortedTicks.Length == 0)
-        {
-            return 0;
-        }
-
-        int index = (int)Math.Clamp(Math.Ceiling(quantile * sortedTicks.Length) - 1, 0, sortedTicks.Length - 1);
-        return Math.Round(sortedTicks[index] * (1e9 / Stopwatch.Frequency), 1);
-    }
+    private static double Percentile(long[] sortedTicks, double quantile) =>
+        Math.Round(BenchCommand.PercentileOfSortedTicksNs(sortedTicks, quantile), 1);
 
     private static async Task<Timings> TimeAsync(int threads, long ops, ProgressBar progress, Func<long, CancellationToken, ValueTask> operation, CancellationToken cancellationToken)
     {
