@@ -14,7 +14,7 @@ public sealed partial class BladeAgent
         foreach (var slab in state.Slabs)
         {
             _countByState[(int)slab.State]++;
-            if (slab.State == SlabState.Ringed)
+            if (slab.State == SlabState.Ringed && slab.IsHead)
             {
                 _ringedSlabByTicket[slab.Generation] = slab.Index;
             }
@@ -27,17 +27,21 @@ public sealed partial class BladeAgent
             DrainFrees(node.Node, node.Header);
         }
 
+        var region = _image.Region;
         if (!Faults.SkipRestartRecovery)
         {
-            // Every acquisition in flight died with the blade's connections. Empty the ring before freeing the
-            // slabs it named, so no entry ever points at a free slab.
-            var ring = _image.Region;
-            for (long i = 0; i < _layout.RingCount; i++)
+            // Every acquisition in flight died with the blade's connections. Empty the rings before freeing the
+            // slabs they named, so no entry ever points at a free slab.
+            foreach (var ring in _rings.All)
             {
-                _layout.Ring(ring, i).StoreWord(0);
+                for (long i = 0; i < ring.Capacity; i++)
+                {
+                    region.StoreUInt64(ring.EntriesOffset + (i * RingEntry.SizeBytes), 0);
+                }
+
+                region.Persist(ring.EntriesOffset, ring.Capacity * RingEntry.SizeBytes);
             }
 
-            ring.Persist(_layout.RingOffset, _layout.RingLengthBytes);
             foreach (var slab in _ringedSlabByTicket.Values.ToArray())
             {
                 Release(slab);
@@ -47,23 +51,32 @@ public sealed partial class BladeAgent
 
             // Tickets below the old sequencer or fill mark may be held by nodes that have not yet noticed the
             // restart; skipping past them (and past one in-flight ticket per node) keeps every new ticket's tag
-            // different from theirs.
-            var sequencer = _layout.Sequencer(_image.Region);
-            ulong next = Math.Max(state.Sequencer, state.FilledThroughTicket) + _geometry.RingCapacity + _geometry.MaxNodes + 1;
-            sequencer.StoreSequencer(next);
-            sequencer.PersistSequencer();
-            _filledThrough = next;
+            // different from theirs. Each ring moves within its own ticket space.
+            foreach (var ring in state.Rings)
+            {
+                ulong next = Math.Max(ring.Sequencer, ring.FilledThroughTicket) + ring.Ring.Capacity + _geometry.MaxNodes + 1;
+                region.StoreUInt64(ring.Ring.SequencerOffset, next);
+                region.Persist(ring.Ring.SequencerOffset, sizeof(ulong));
+                _filledThrough[ring.Ring.SpanClass] = next;
+            }
         }
         else
         {
-            _filledThrough = state.FilledThroughTicket;
+            foreach (var ring in state.Rings)
+            {
+                _filledThrough[ring.Ring.SpanClass] = ring.FilledThroughTicket;
+            }
         }
 
-        var control = _layout.Control(_image.Region);
-        control.StoreFilledThroughTicket(_filledThrough);
+        foreach (var ring in _rings.All)
+        {
+            region.StoreUInt64(ring.FillMarkOffset, _filledThrough[ring.SpanClass]);
+            region.Persist(ring.FillMarkOffset, sizeof(ulong));
+        }
+
+        var control = _layout.Control(region);
         control.StoreGlobalEpoch(_globalEpoch);
         control.Persist();
-        _firstTicketOfIncarnation = _filledThrough;
     }
 
     private void UpdateLiveness(NodeHeader[] headers)
@@ -108,7 +121,7 @@ public sealed partial class BladeAgent
             (slab, slot) =>
             {
                 ulong ticket = _layout.AckSlots(_image.Region, (node * slots) + slot).LoadTicket();
-                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed && _generations[slab] != ticket)
+                if (IsHead(slab) && _states[slab] == SlabState.Ringed && _generations[slab] != ticket)
                 {
                     // The 16-byte record is read while the node's WRITE may still be landing: a new slab word beside
                     // the previous lap's ticket. The node is still in flight (it posts "done" after this record), so
@@ -116,14 +129,14 @@ public sealed partial class BladeAgent
                     return false;
                 }
 
-                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed)
+                if (IsHead(slab) && _states[slab] == SlabState.Ringed)
                 {
-                    _image.MarkOwned(slab, node, ticket);
+                    _image.MarkOwned(slab, node, ticket, _spanClassOf[slab]);
                     SetState(slab, SlabState.Owned, node);
                     _ringedSlabByTicket.Remove(ticket);
                     _stats = _stats with { AcksApplied = _stats.AcksApplied + 1 };
                 }
-                else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node && _generations[slab] == ticket))
+                else if (!(IsHead(slab) && _states[slab] == SlabState.Owned && _owners[slab] == node && _generations[slab] == ticket))
                 {
                     // Not a replay of an applied acknowledgement: the node acknowledged a slab it was not given.
                     _stats = _stats with { AcksRejected = _stats.AcksRejected + 1 };
@@ -148,7 +161,7 @@ public sealed partial class BladeAgent
             slot => _layout.FreeSlots(_image.Region, (node * slots) + slot).LoadWord(),
             (slab, _) =>
             {
-                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Ringed)
+                if (IsHead(slab) && _states[slab] == SlabState.Ringed)
                 {
                     // A node acknowledges a slab before it frees it, on one ordered connection, but a pass reads the
                     // node's acknowledgements before its frees while the node keeps writing: an acknowledgement that
@@ -165,14 +178,14 @@ public sealed partial class BladeAgent
                     }
                 }
 
-                if (slab < _geometry.SlabCount && _states[slab] == SlabState.Owned && _owners[slab] == node)
+                if (IsHead(slab) && _states[slab] == SlabState.Owned && _owners[slab] == node)
                 {
-                    _image.MarkFreeing(slab, node, _globalEpoch);
+                    _image.MarkFreeing(slab, node, _globalEpoch, _spanClassOf[slab]);
                     SetState(slab, SlabState.Freeing, node);
                     _freedEpochBySlab[slab] = _globalEpoch;
                     _stats = _stats with { FreesDrained = _stats.FreesDrained + 1 };
                 }
-                else if (!(slab < _geometry.SlabCount && _states[slab] == SlabState.Freeing && _owners[slab] == node))
+                else if (!(IsHead(slab) && _states[slab] == SlabState.Freeing && _owners[slab] == node))
                 {
                     _stats = _stats with { FreesRejected = _stats.FreesRejected + 1 };
                 }
@@ -212,12 +225,12 @@ public sealed partial class BladeAgent
     }
 
     /// <summary>
-    /// Frees the slab of a taken ticket that nobody will acknowledge. A ticket below <paramref name="sequencer"/>
+    /// Frees the slab of a taken ticket that nobody will acknowledge. A ticket below its ring's sequencer
     /// is held by the node whose current claim names it; if that node is still in flight it may yet acknowledge,
     /// otherwise (finished, restarted or lease expired) it never will. An unclaimed ticket may belong to any live
     /// node that is in flight without a claim yet, so it waits until no such node exists.
     /// </summary>
-    private void ReleaseAbandonedTickets(ulong sequencer, NodeHeader[] headers)
+    private void ReleaseAbandonedTickets(ulong[] sequencers, NodeHeader[] headers)
     {
         if (_ringedSlabByTicket.Count == 0 || Faults.NeverReleaseAbandonedTickets)
         {
@@ -234,7 +247,7 @@ public sealed partial class BladeAgent
             }
         }
 
-        foreach (var (ticket, slab) in _ringedSlabByTicket.Where(kv => kv.Key < sequencer).ToArray())
+        foreach (var (ticket, slab) in _ringedSlabByTicket.Where(kv => kv.Key < sequencers[SlabRings.SpanClassOf(kv.Key)]).ToArray())
         {
             bool mayStillBeAcknowledged = false;
             bool claimed = false;
@@ -267,37 +280,33 @@ public sealed partial class BladeAgent
     }
 
     /// <summary>
-    /// Fills ring entries for the next tickets, at most one ring ahead of the sequencer and never over an entry
-    /// whose ticket is still unresolved. The fill mark is persisted before the entries, so after a crash the
-    /// sequencer can be moved past every ticket that may have read an entry.
+    /// Fills <paramref name="ring"/>'s entries for the next tickets, at most one ring ahead of the sequencer and
+    /// never over an entry whose ticket is still unresolved. The fill mark is persisted before the entries, so
+    /// after a crash the sequencer can be moved past every ticket that may have read an entry.
     /// </summary>
-    private void Refill(ulong sequencer)
+    private void Refill(SlabRing ring, ulong sequencer)
     {
-        ulong capacity = _geometry.RingCapacity;
+        ulong capacity = ring.Capacity;
         var plan = new List<(ulong Ticket, ulong? Slab)>();
-        ulong firstTicket = _filledThrough;
+        ulong firstTicket = _filledThrough[ring.SpanClass];
         ulong ticket = firstTicket;
+        Queue<ulong>? runs = null;
         while (plan.Count < _options.MaxFillsPerPass && ticket < sequencer + capacity)
         {
             // An entry planned earlier in this pass is as unresolved as one ringed before it: when the sequencer has
             // run ahead of the fill mark the window is longer than the ring, and ticket t + capacity would overwrite
             // the entry of ticket t, which a node has taken and not read yet (it then stalls, and t's slab waits).
-            bool slotBusy = ticket >= capacity
+            bool slotBusy = ticket - ring.FirstTicket >= capacity
                 && (ticket - capacity >= firstTicket || _ringedSlabByTicket.ContainsKey(ticket - capacity));
             if (slotBusy)
             {
                 break;
             }
 
-            if (_free.Count > 0)
+            ulong? slab = ring.SpanClass == 0 ? TakeLeastWornFreeSlab(plan.Count) : TakeFreeRun(ring, runs ??= FreeRunsLeastWornFirst(ring));
+            if (slab is not null)
             {
-                var leastWorn = _free.Min;
-                if (!Faults.RefillLeavesSlabInFreeSet || plan.Count % 2 == 1)
-                {
-                    _free.Remove(leastWorn);
-                }
-
-                plan.Add((ticket, leastWorn.Slab));
+                plan.Add((ticket, slab));
             }
             else if (ticket < sequencer)
             {
@@ -316,41 +325,118 @@ public sealed partial class BladeAgent
             return;
         }
 
-        var control = _layout.Control(_image.Region);
-        control.StoreFilledThroughTicket(ticket);
-        control.PersistFilledThroughTicket();
-        _filledThrough = ticket;
+        _image.Region.StoreUInt64(ring.FillMarkOffset, ticket);
+        _image.Region.Persist(ring.FillMarkOffset, sizeof(ulong));
+        _filledThrough[ring.SpanClass] = ticket;
 
         foreach (var (entryTicket, slab) in plan)
         {
-            var entry = _layout.Ring(_image.Region, (long)(entryTicket % capacity));
+            long entryOffset = ring.EntryOffset(entryTicket);
             if (slab is { } s)
             {
                 if (!Faults.RingEntryBeforeMetadata)
                 {
-                    _image.MarkRinged(s, entryTicket);
+                    _image.MarkRinged(s, entryTicket, ring.SpanClass);
                 }
 
-                entry.StoreWord(RingEntryWord.ForSlab(entryTicket, (uint)s).Pack());
-                entry.PersistWord();
+                _image.Region.StoreUInt64(entryOffset, RingEntryWord.ForSlab(entryTicket, (uint)s).Pack());
+                _image.Region.Persist(entryOffset, RingEntry.SizeBytes);
                 if (Faults.RingEntryBeforeMetadata)
                 {
-                    _image.MarkRinged(s, entryTicket);
+                    _image.MarkRinged(s, entryTicket, ring.SpanClass);
                 }
 
-                _generations[s] = entryTicket;
-                _wear[s]++;
+                for (ulong member = s; member < s + ring.Span; member++)
+                {
+                    _generations[member] = entryTicket;
+                    _wear[member]++;
+                    _spanClassOf[member] = (byte)ring.SpanClass;
+                    _isTail[member] = member != s;
+                }
+
                 SetState(s, SlabState.Ringed, 0);
                 _ringedSlabByTicket[entryTicket] = s;
                 _stats = _stats with { SlabsRinged = _stats.SlabsRinged + 1 };
             }
             else
             {
-                entry.StoreWord(RingEntryWord.ForExhausted(entryTicket).Pack());
-                entry.PersistWord();
+                _image.Region.StoreUInt64(entryOffset, RingEntryWord.ForExhausted(entryTicket).Pack());
+                _image.Region.Persist(entryOffset, RingEntry.SizeBytes);
                 _stats = _stats with { ExhaustedEntries = _stats.ExhaustedEntries + 1 };
             }
         }
+    }
+
+    /// <summary>The least worn free base slab, taken out of the free set; null when none is free.</summary>
+    private ulong? TakeLeastWornFreeSlab(int plannedThisPass)
+    {
+        if (_free.Count == 0)
+        {
+            return null;
+        }
+
+        var leastWorn = _free.Min;
+        if (!Faults.RefillLeavesSlabInFreeSet || plannedThisPass % 2 == 1)
+        {
+            _free.Remove(leastWorn);
+        }
+
+        return leastWorn.Slab;
+    }
+
+    /// <summary>
+    /// Coalescing: every aligned run of <paramref name="ring"/>'s span whose base slabs are all free, least worn
+    /// (by its most worn member) first. Free neighbours are joined only here, when a span ring needs a slab, so the
+    /// free set stays a set of base slabs and a span's members go back to it one by one when it is released.
+    /// </summary>
+    private Queue<ulong> FreeRunsLeastWornFirst(SlabRing ring)
+    {
+        var runs = new List<(ulong Wear, ulong Head)>();
+        ulong span = ring.Span;
+        for (ulong head = 0; head + span <= _geometry.SlabCount; head += span)
+        {
+            ulong worst = 0;
+            bool free = true;
+            for (ulong member = head; member < head + span && free; member++)
+            {
+                free = _states[member] == SlabState.Free || (Faults.SpanRunTakesOwnedMembers && _states[member] == SlabState.Owned);
+                worst = Math.Max(worst, _wear[member]);
+            }
+
+            if (free)
+            {
+                runs.Add((worst, head));
+            }
+        }
+
+        return new Queue<ulong>(runs.OrderBy(r => r.Wear).ThenBy(r => r.Head).Select(r => r.Head));
+    }
+
+    /// <summary>Takes the next run whose members are all still free (the base ring may have taken some this pass).</summary>
+    private ulong? TakeFreeRun(SlabRing ring, Queue<ulong> runs)
+    {
+        while (runs.TryDequeue(out ulong head))
+        {
+            bool stillFree = true;
+            for (ulong member = head; member < head + ring.Span && stillFree; member++)
+            {
+                stillFree = _free.Contains((_freeKey[member], member)) || (Faults.SpanRunTakesOwnedMembers && _states[member] == SlabState.Owned);
+            }
+
+            if (!stillFree)
+            {
+                continue;
+            }
+
+            for (ulong member = head; member < head + ring.Span; member++)
+            {
+                _free.Remove((_freeKey[member], member));
+            }
+
+            return head;
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -390,28 +476,50 @@ public sealed partial class BladeAgent
         }
     }
 
+    /// <summary>Makes the slab headed by <paramref name="slab"/> free again, every base slab of it.</summary>
     private void Release(ulong slab)
     {
-        _image.MarkFree(slab);
+        int spanClass = _spanClassOf[slab];
+        _image.MarkFree(slab, spanClass);
         SetState(slab, SlabState.Free, 0);
-        if (Faults.RefillFirstInFirstOut)
+        for (ulong member = slab; member < slab + (1UL << spanClass); member++)
         {
-            _releaseSequence = Math.Max(_releaseSequence, _free.Count > 0 ? _free.Max.Wear : 0) + 1;
-            _free.Add((_releaseSequence, slab));
-        }
-        else
-        {
-            _free.Add((_wear[slab], slab));
+            if (Faults.RefillFirstInFirstOut)
+            {
+                _releaseSequence = Math.Max(_releaseSequence, _free.Count > 0 ? _free.Max.Wear : 0) + 1;
+                AddFree(member, _releaseSequence);
+            }
+            else
+            {
+                AddFree(member, _wear[member]);
+            }
+
+            _spanClassOf[member] = 0;
+            _isTail[member] = false;
         }
     }
 
+    /// <summary>Puts a base slab in the free set under <paramref name="key"/> (its wear, or its release order for the FIFO baseline).</summary>
+    private void AddFree(ulong slab, ulong key)
+    {
+        _freeKey[slab] = key;
+        _free.Add((key, slab));
+    }
+
+    /// <summary>Sets the state of the slab headed by <paramref name="slab"/>: every base slab of it.</summary>
     private void SetState(ulong slab, SlabState state, uint owner)
     {
-        _countByState[(int)_states[slab]]--;
-        _countByState[(int)state]++;
-        _states[slab] = state;
-        _owners[slab] = owner;
+        for (ulong member = slab; member < slab + (1UL << _spanClassOf[slab]); member++)
+        {
+            _countByState[(int)_states[member]]--;
+            _countByState[(int)state]++;
+            _states[member] = state;
+            _owners[member] = owner;
+        }
     }
+
+    /// <summary>Whether <paramref name="slab"/> is a slab index a record may name: inside the image and a slab's head.</summary>
+    private bool IsHead(ulong slab) => slab < _geometry.SlabCount && !_isTail[slab];
 
     private void PublishUtilization()
     {

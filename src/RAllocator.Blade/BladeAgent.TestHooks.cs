@@ -32,6 +32,10 @@ internal sealed record BladeAgentFaults
     /// <summary>No double allocation after a blade crash: keep the old ring and sequencer at restart.</summary>
     public bool SkipRestartRecovery { get; init; }
 
+    /// <summary>No double allocation with spans: coalescing only skips runs with a member in flight (Ringed or
+    /// Freeing), so a span can be ringed over base slabs that a node owns.</summary>
+    public bool SpanRunTakesOwnedMembers { get; init; }
+
     /// <summary>Not a protocol bug: a first-in-first-out reuse baseline for the wear benchmark (the refill takes the
     /// slab freed longest ago instead of the least worn).</summary>
     public bool RefillFirstInFirstOut { get; init; }

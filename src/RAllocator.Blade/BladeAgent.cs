@@ -26,8 +26,14 @@ public sealed partial class BladeAgent
     private readonly Dictionary<ulong, ulong> _ringedSlabByTicket = [];
     private readonly Dictionary<ulong, ulong> _freedEpochBySlab = [];
     private readonly NodeLiveness[] _nodes;
-    private ulong _filledThrough;
-    private ulong _firstTicketOfIncarnation;
+    private readonly SlabRings _rings;
+
+    // Per base slab: the span class of the slab it belongs to, and whether it is not that slab's head. Records
+    // (ring entries, acknowledgements, frees) name a slab by its head; a tail never appears in one.
+    private readonly byte[] _spanClassOf;
+    private readonly bool[] _isTail;
+    private readonly ulong[] _freeKey;
+    private readonly ulong[] _filledThrough;
     private ulong _globalEpoch;
     private BladeAgentStats _stats;
 
@@ -62,16 +68,23 @@ public sealed partial class BladeAgent
         _states = new SlabState[slabCount];
         _owners = new uint[slabCount];
         _wear = new ulong[slabCount];
+        _spanClassOf = new byte[slabCount];
+        _isTail = new bool[slabCount];
+        _freeKey = new ulong[slabCount];
+        _rings = _geometry.Rings;
+        _filledThrough = new ulong[_rings.Count];
         foreach (var slab in state.Slabs)
         {
             _states[slab.Index] = slab.State;
             _owners[slab.Index] = slab.Node;
             _wear[slab.Index] = slab.WearHandOuts;
+            _spanClassOf[slab.Index] = (byte)System.Numerics.BitOperations.Log2(Math.Max(1u, slab.Span));
+            _isTail[slab.Index] = !slab.IsHead;
             if (slab.State == SlabState.Free)
             {
-                _free.Add((slab.WearHandOuts, slab.Index));
+                AddFree(slab.Index, slab.WearHandOuts);
             }
-            else if (slab.State == SlabState.Freeing)
+            else if (slab.State == SlabState.Freeing && slab.IsHead)
             {
                 _freedEpochBySlab[slab.Index] = slab.FreedEpoch;
             }
@@ -153,9 +166,14 @@ public sealed partial class BladeAgent
         var control = _layout.Control(_image.Region);
         control.FetchAddAgentHeartbeat(1);
 
-        // The sequencer is read before the node headers: a node that took a ticket below this value had posted
-        // its in-flight bit before its FETCH_AND_ADD, so the headers read next show it (see ReleaseAbandonedTickets).
-        ulong sequencer = _layout.Sequencer(_image.Region).LoadSequencer();
+        // The sequencers are read before the node headers: a node that took a ticket below one had posted its
+        // in-flight bit before its FETCH_AND_ADD, so the headers read next show it (see ReleaseAbandonedTickets).
+        var sequencers = new ulong[_rings.Count];
+        for (int ring = 0; ring < sequencers.Length; ring++)
+        {
+            sequencers[ring] = _image.Region.LoadUInt64(_rings[ring].SequencerOffset);
+        }
+
         var headers = _image.ReadArray<NodeHeader>(_layout.NodeHeadersOffset, _layout.NodeHeadersCount);
         UpdateLiveness(headers);
         for (uint node = 0; node < headers.Length; node++)
@@ -167,8 +185,12 @@ public sealed partial class BladeAgent
             }
         }
 
-        ReleaseAbandonedTickets(sequencer, headers);
-        Refill(sequencer);
+        ReleaseAbandonedTickets(sequencers, headers);
+        for (int ring = 0; ring < sequencers.Length; ring++)
+        {
+            Refill(_rings[ring], sequencers[ring]);
+        }
+
         AdvanceEpochAndReclaim(headers);
         PublishUtilization();
     }

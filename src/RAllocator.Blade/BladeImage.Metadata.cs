@@ -16,27 +16,34 @@ public sealed partial class BladeImage
     /// <summary>Persist points of a ring update: the metadata update plus the wear counter.</summary>
     public const int PersistsPerRingUpdate = PersistsPerMetadataUpdate + 1;
 
-    /// <summary>Places free slab <paramref name="slabIndex"/> in the ring under <paramref name="ticket"/>.</summary>
-    public void MarkRinged(ulong slabIndex, ulong ticket) =>
-        ApplyIntent(new BladeIntent(BladeIntentKind.Ring, 0, slabIndex), ticket);
+    // Every update below covers a whole slab: 2^spanClass base slabs from slabIndex (its head), aligned to their
+    // count, so their bitmap bits share one word and the update stays one intent.
 
-    /// <summary>Records that <paramref name="node"/> durably owns <paramref name="slabIndex"/>, taken with <paramref name="ticket"/>.</summary>
-    public void MarkOwned(ulong slabIndex, uint node, ulong ticket) =>
-        ApplyIntent(new BladeIntent(BladeIntentKind.Own, node, slabIndex), ticket);
+    /// <summary>Places the free slab at <paramref name="slabIndex"/> (of span class <paramref name="spanClass"/>) in its ring under <paramref name="ticket"/>.</summary>
+    public void MarkRinged(ulong slabIndex, ulong ticket, int spanClass = 0) =>
+        ApplyIntent(new BladeIntent(BladeIntentKind.Ring, 0, slabIndex, spanClass), ticket);
 
-    /// <summary>Records that <paramref name="node"/> freed <paramref name="slabIndex"/>, drained in <paramref name="epoch"/>.</summary>
-    public void MarkFreeing(ulong slabIndex, uint node, ulong epoch) =>
-        ApplyIntent(new BladeIntent(BladeIntentKind.BeginFree, node, slabIndex), epoch);
+    /// <summary>Records that <paramref name="node"/> durably owns the slab at <paramref name="slabIndex"/>, taken with <paramref name="ticket"/>.</summary>
+    public void MarkOwned(ulong slabIndex, uint node, ulong ticket, int spanClass = 0) =>
+        ApplyIntent(new BladeIntent(BladeIntentKind.Own, node, slabIndex, spanClass), ticket);
 
-    /// <summary>Makes <paramref name="slabIndex"/> free again.</summary>
-    public void MarkFree(ulong slabIndex) =>
-        ApplyIntent(new BladeIntent(BladeIntentKind.Release, 0, slabIndex), 0);
+    /// <summary>Records that <paramref name="node"/> freed the slab at <paramref name="slabIndex"/>, drained in <paramref name="epoch"/>.</summary>
+    public void MarkFreeing(ulong slabIndex, uint node, ulong epoch, int spanClass = 0) =>
+        ApplyIntent(new BladeIntent(BladeIntentKind.BeginFree, node, slabIndex, spanClass), epoch);
+
+    /// <summary>Makes the slab at <paramref name="slabIndex"/> free again (all its base slabs).</summary>
+    public void MarkFree(ulong slabIndex, int spanClass = 0) =>
+        ApplyIntent(new BladeIntent(BladeIntentKind.Release, 0, slabIndex, spanClass), 0);
 
     /// <summary>Applies one metadata change crash-consistently (see the comment at the top of this file).</summary>
     internal void ApplyIntent(BladeIntent intent, ulong argument)
     {
         ThrowIfReadOnly();
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(intent.SlabIndex, Geometry.SlabCount);
+        if (InvalidSpan(intent) is { } invalid)
+        {
+            throw new ArgumentOutOfRangeException(nameof(intent), intent, invalid);
+        }
+
         var block = Layout.Intent(Region);
         bool logged = !Faults.SkipIntentLog;
         if (logged)
@@ -61,9 +68,12 @@ public sealed partial class BladeImage
         {
             // Wear is a placement hint, not state, so it stays outside the intent: a crash between the ring update
             // and this persist loses one increment, which only makes one slab look slightly fresher.
-            var wear = Layout.Wear(Region, (long)intent.SlabIndex);
-            wear.FetchAddHandOuts(1);
-            wear.PersistHandOuts();
+            for (long slab = (long)intent.SlabIndex; slab < (long)intent.SlabIndex + intent.Span; slab++)
+            {
+                var wear = Layout.Wear(Region, slab);
+                wear.FetchAddHandOuts(1);
+                wear.PersistHandOuts();
+            }
         }
     }
 
@@ -95,38 +105,67 @@ public sealed partial class BladeImage
         }
 
         var intent = BladeIntent.Unpack(word);
-        if (intent.Kind is BladeIntentKind.None or > BladeIntentKind.Release || intent.SlabIndex >= Geometry.SlabCount)
+        if (intent.Kind is BladeIntentKind.None or > BladeIntentKind.Release || InvalidSpan(intent) is not null)
         {
             throw new BladeImageException(BladeImageError.InconsistentMetadata,
-                $"the pending metadata intent 0x{word:x16} is invalid (kind {(byte)intent.Kind}, slab {intent.SlabIndex} of {Geometry.SlabCount}).");
+                $"the pending metadata intent 0x{word:x16} is invalid (kind {(byte)intent.Kind}, slab {intent.SlabIndex} of {Geometry.SlabCount}, span class {intent.SpanClass} of {Geometry.SpanClassCount}).");
         }
 
         return (intent, block.IntentArgument);
     }
 
-    /// <summary>The ownership entry an intent produces from the entry it finds: absolute values, so redo is idempotent.</summary>
-    internal static OwnershipEntry Target(BladeIntent intent, ulong argument, OwnershipEntry current) => intent.Kind switch
+    /// <summary>Why an intent's slab is not a valid slab of this image, or null.</summary>
+    private string? InvalidSpan(BladeIntent intent)
     {
-        BladeIntentKind.Ring => new OwnershipEntry { State = (uint)SlabState.Ringed, Node = 0, Generation = argument, Span = 1 },
-        BladeIntentKind.Own => new OwnershipEntry { State = (uint)SlabState.Owned, Node = intent.Node, Generation = argument, Span = 1 },
+        if (intent.SpanClass < 0 || intent.SpanClass >= Geometry.SpanClassCount)
+        {
+            return $"span class {intent.SpanClass} is not below the image's {Geometry.SpanClassCount}";
+        }
+
+        if (intent.SlabIndex % intent.Span != 0 || intent.SlabIndex + intent.Span > Geometry.SlabCount)
+        {
+            return $"a slab of {intent.Span} base slabs at {intent.SlabIndex} is unaligned or beyond the {Geometry.SlabCount} slabs";
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The ownership entry an intent produces for the base slab <paramref name="headDistance"/> slabs into it, from the
+    /// entry it finds: absolute values, so redo is idempotent.
+    /// </summary>
+    internal static OwnershipEntry Target(BladeIntent intent, ulong argument, OwnershipEntry current, uint headDistance = 0) => intent.Kind switch
+    {
+        BladeIntentKind.Ring => new OwnershipEntry { State = (uint)SlabState.Ringed, Node = 0, Generation = argument, Span = intent.Span, SpanHeadDistance = headDistance },
+        BladeIntentKind.Own => new OwnershipEntry { State = (uint)SlabState.Owned, Node = intent.Node, Generation = argument, Span = intent.Span, SpanHeadDistance = headDistance },
         BladeIntentKind.BeginFree => new OwnershipEntry
         {
-            State = (uint)SlabState.Freeing, Node = intent.Node, Generation = current.Generation, FreedEpoch = argument, Span = 1,
+            State = (uint)SlabState.Freeing, Node = intent.Node, Generation = current.Generation, FreedEpoch = argument, Span = intent.Span,
+            SpanHeadDistance = headDistance,
         },
         BladeIntentKind.Release => new OwnershipEntry { State = (uint)SlabState.Free, Generation = current.Generation },
         _ => throw new ArgumentOutOfRangeException(nameof(intent), intent.Kind, "not a metadata intent"),
     };
 
+    /// <summary>The bitmap word after <paramref name="intent"/>: its slab's bits set, or cleared for a release.</summary>
+    internal static ulong TargetBits(BladeIntent intent, ulong bits)
+    {
+        ulong mask = (intent.Span == 64 ? ulong.MaxValue : (1UL << (int)intent.Span) - 1) << (int)(intent.SlabIndex % 64);
+        return intent.Kind == BladeIntentKind.Release ? bits & ~mask : bits | mask;
+    }
+
     private void Redo(BladeIntent intent, ulong argument)
     {
-        var ownership = Layout.Ownership(Region, (long)intent.SlabIndex);
-        ownership.Store(Target(intent, argument, ownership.Load()));
-        ownership.Persist();
+        for (uint distance = 0; distance < intent.Span; distance++)
+        {
+            var ownership = Layout.Ownership(Region, (long)intent.SlabIndex + distance);
+            ownership.Store(Target(intent, argument, ownership.Load(), distance));
+        }
+
+        Region.Persist(Layout.OwnershipElementOffset((long)intent.SlabIndex), (Faults.PersistOnlySpanHead ? 1 : intent.Span) * OwnershipEntry.SizeBytes);
 
         var bitmap = Layout.Bitmap(Region, (long)(intent.SlabIndex / 64));
-        ulong bit = 1UL << (int)(intent.SlabIndex % 64);
-        ulong bits = bitmap.LoadBits();
-        bitmap.StoreBits(intent.Kind == BladeIntentKind.Release ? bits & ~bit : bits | bit);
+        bitmap.StoreBits(TargetBits(intent, bitmap.LoadBits()));
         if (!Faults.SkipBitmapPersist)
         {
             bitmap.PersistBits();

@@ -34,10 +34,13 @@ public sealed partial class BladeImage
         if (pending is { } p)
         {
             // Read-only views show the image as recovery will make it.
-            long slab = (long)p.Intent.SlabIndex;
-            ownership[slab] = Target(p.Intent, p.Argument, ownership[slab]);
-            ulong bit = 1UL << (int)(slab % 64);
-            bitmap[slab / 64].Bits = p.Intent.Kind == BladeIntentKind.Release ? bitmap[slab / 64].Bits & ~bit : bitmap[slab / 64].Bits | bit;
+            long head = (long)p.Intent.SlabIndex;
+            for (uint distance = 0; distance < p.Intent.Span; distance++)
+            {
+                ownership[head + distance] = Target(p.Intent, p.Argument, ownership[head + distance], distance);
+            }
+
+            bitmap[head / 64].Bits = TargetBits(p.Intent, bitmap[head / 64].Bits);
         }
 
         var slabs = new SlabRecord[slabCount];
@@ -46,7 +49,13 @@ public sealed partial class BladeImage
             var entry = ownership[i];
             bool allocated = (bitmap[i / 64].Bits & (1UL << (int)(i % 64))) != 0;
             var state = (SlabState)entry.State;
-            slabs[i] = new SlabRecord((ulong)i, state, allocated, entry.Node, entry.Generation, entry.FreedEpoch, wear[i].HandOuts);
+            slabs[i] = new SlabRecord((ulong)i, state, allocated, entry.Node, entry.Generation, entry.FreedEpoch, wear[i].HandOuts,
+                state == SlabState.Free ? 1u : entry.Span, entry.SpanHeadDistance);
+            if (state != SlabState.Free && SpanProblem(i, ownership, geometry) is { } spanProblem)
+            {
+                problems.Add(spanProblem);
+            }
+
             if (entry.State > (uint)SlabState.Freeing)
             {
                 problems.Add($"slab {i} has an unknown state {entry.State} in the ownership table");
@@ -72,22 +81,59 @@ public sealed partial class BladeImage
             }
         }
 
-        var ringWords = ReadArray<RingEntry>(Layout.RingOffset, Layout.RingCount);
-        var ring = new RingSlot[ringWords.Length];
-        for (int i = 0; i < ringWords.Length; i++)
+        var rings = geometry.Rings.All.Select(ring => ScanRing(ring, problems)).ToArray();
+        var nodes = ScanNodes(problems);
+        var control = BladeControlBlock.Read(Region, BladeLayout.ControlOffset);
+        return new BladeState(geometry, Superblock, slabs, rings, nodes, control, pending, problems);
+    }
+
+    private RingState ScanRing(SlabRing ring, List<string> problems)
+    {
+        var words = ReadArray<RingEntry>(ring.EntriesOffset, ring.Capacity);
+        var slots = new RingSlot[words.Length];
+        string name = ring.SpanClass == 0 ? "ring" : $"span ring {ring.SpanClass}";
+        for (int i = 0; i < words.Length; i++)
         {
-            var entry = RingEntryWord.Unpack(ringWords[i].Word);
-            ring[i] = new RingSlot(i, entry);
-            if (entry.Kind == RingEntryKind.Slab && entry.SlabIndex >= geometry.SlabCount)
+            var entry = RingEntryWord.Unpack(words[i].Word);
+            slots[i] = new RingSlot(i, entry);
+            if (entry.Kind == RingEntryKind.Slab && ((ulong)entry.SlabIndex + ring.Span > Geometry.SlabCount || entry.SlabIndex % ring.Span != 0))
             {
-                problems.Add($"ring entry {i} names slab {entry.SlabIndex}, beyond the {slabCount} slabs");
+                problems.Add($"{name} entry {i} names a slab of {ring.Span} base slabs at {entry.SlabIndex}, unaligned or beyond the {Geometry.SlabCount} slabs");
             }
         }
 
-        var nodes = ScanNodes(problems);
-        var control = BladeControlBlock.Read(Region, BladeLayout.ControlOffset);
-        ulong sequencer = Layout.Sequencer(Region).LoadSequencer();
-        return new BladeState(geometry, Superblock, slabs, ring, nodes, sequencer, control, pending, problems);
+        ulong sequencer = Region.LoadUInt64(ring.SequencerOffset);
+        ulong filledThrough = Region.LoadUInt64(ring.FillMarkOffset);
+        if (SlabRings.SpanClassOf(sequencer) != ring.SpanClass || SlabRings.SpanClassOf(filledThrough) != ring.SpanClass)
+        {
+            problems.Add($"{name}'s sequencer {sequencer} or fill mark {filledThrough} is outside its ticket space (from {ring.FirstTicket})");
+        }
+
+        return new RingState(ring, sequencer, filledThrough, slots);
+    }
+
+    /// <summary>Why the non-free slab <paramref name="index"/> is not a consistent member of its span, or null.</summary>
+    private static string? SpanProblem(long index, OwnershipEntry[] ownership, BladeGeometry geometry)
+    {
+        var entry = ownership[index];
+        if (entry.Span == 0 || !System.Numerics.BitOperations.IsPow2(entry.Span) || entry.Span > geometry.MaxSlabSpan || entry.SpanHeadDistance >= entry.Span)
+        {
+            return $"slab {index} records span {entry.Span} at distance {entry.SpanHeadDistance}, not a slab size of this image (up to {geometry.MaxSlabSpan})";
+        }
+
+        long head = index - entry.SpanHeadDistance;
+        if (head % entry.Span != 0 || head + entry.Span > ownership.Length)
+        {
+            return $"slab {index}'s span of {entry.Span} from {head} is unaligned or beyond the slabs";
+        }
+
+        var first = ownership[head];
+        if (entry.State != first.State || entry.Node != first.Node || entry.Generation != first.Generation || entry.Span != first.Span || first.SpanHeadDistance != 0)
+        {
+            return $"slab {index} disagrees with the head {head} of its span ({(SlabState)entry.State} vs {(SlabState)first.State}, generation {entry.Generation} vs {first.Generation})";
+        }
+
+        return null;
     }
 
     private NodeRecord[] ScanNodes(List<string> problems)

@@ -18,6 +18,9 @@ internal sealed record BladeMetadataFaults
     /// <summary>Clear the intent before the bitmap word is persisted.</summary>
     public bool SkipBitmapPersist { get; init; }
 
+    /// <summary>Persist only the first ownership entry of a span's update (its head), not every base slab's.</summary>
+    public bool PersistOnlySpanHead { get; init; }
+
     /// <summary>Never persist the new superblock copy.</summary>
     public bool SkipSuperblockPersist { get; init; }
 }

@@ -67,6 +67,13 @@ public sealed partial class BladeImage
         long metadataStart = BladeLayout.SuperblockBOffset + BladeLayout.SuperblockBReserveBytes;
         ZeroRange(region, metadataStart, geometry.DataOffset - metadataStart);
         layout.Control(region).StoreGlobalEpoch(1);
+        foreach (var ring in geometry.Rings.All.Skip(1))
+        {
+            // Each span ring counts its tickets in its own space (SlabRings), so they never meet another ring's.
+            region.StoreUInt64(ring.SequencerOffset, ring.FirstTicket);
+            region.StoreUInt64(ring.FillMarkOffset, ring.FirstTicket);
+        }
+
         region.Persist(metadataStart, geometry.DataOffset - metadataStart);
 
         // 3. The superblock is the commit point of a format.

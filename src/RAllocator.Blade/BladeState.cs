@@ -12,9 +12,8 @@ public sealed class BladeState
         BladeGeometry geometry,
         Superblock superblock,
         SlabRecord[] slabs,
-        RingSlot[] ring,
+        RingState[] rings,
         NodeRecord[] nodes,
-        ulong sequencer,
         BladeControlBlock control,
         (BladeIntent Intent, ulong Argument)? pendingIntent,
         IReadOnlyList<string> problems)
@@ -22,16 +21,17 @@ public sealed class BladeState
         Geometry = geometry;
         Superblock = superblock;
         Slabs = slabs;
-        Ring = ring;
+        Rings = rings;
+        Ring = rings[0].Slots;
         Nodes = nodes;
-        Sequencer = sequencer;
+        Sequencer = rings[0].Sequencer;
         GlobalEpoch = control.GlobalEpoch;
-        FilledThroughTicket = control.FilledThroughTicket;
+        FilledThroughTicket = rings[0].FilledThroughTicket;
         PendingIntent = pendingIntent is null ? null : pendingIntent.Value.Intent;
         Problems = problems;
         FreeSlabsLeastWornFirst = slabs.Where(s => s.State == SlabState.Free)
             .OrderBy(s => s.WearHandOuts).ThenBy(s => s.Index).Select(s => s.Index).ToArray();
-        OwnedByNode = slabs.Where(s => s.State == SlabState.Owned)
+        OwnedByNode = slabs.Where(s => s.State == SlabState.Owned && s.IsHead)
             .GroupBy(s => s.Node)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<SlabRecord>)g.OrderBy(s => s.Index).ToArray());
     }
@@ -45,19 +45,22 @@ public sealed class BladeState
     /// <summary>Every slab, by index.</summary>
     public IReadOnlyList<SlabRecord> Slabs { get; }
 
-    /// <summary>Every ring entry, by index.</summary>
+    /// <summary>Every entry of the base-slab ring (span class 0), by index.</summary>
     public IReadOnlyList<RingSlot> Ring { get; }
+
+    /// <summary>Every ring, by span class (ring 0 is the base-slab ring).</summary>
+    public IReadOnlyList<RingState> Rings { get; }
 
     /// <summary>Every node slot, by node id.</summary>
     public IReadOnlyList<NodeRecord> Nodes { get; }
 
-    /// <summary>The sequencer's value: tickets below it have been taken.</summary>
+    /// <summary>The base ring's sequencer: tickets below it have been taken.</summary>
     public ulong Sequencer { get; }
 
     /// <summary>The global reclamation epoch.</summary>
     public ulong GlobalEpoch { get; }
 
-    /// <summary>Ring entries for tickets below this were filled.</summary>
+    /// <summary>Base ring entries for tickets below this were filled.</summary>
     public ulong FilledThroughTicket { get; }
 
     /// <summary>An interrupted metadata update (already applied to this view), if any.</summary>
@@ -72,7 +75,7 @@ public sealed class BladeState
     /// <summary>Free slabs, least worn first: the order in which the ring refill hands them out.</summary>
     public IReadOnlyList<ulong> FreeSlabsLeastWornFirst { get; }
 
-    /// <summary>Slabs in state Owned, grouped by owning node.</summary>
+    /// <summary>Slabs in state Owned (one record per slab: its head), grouped by owning node.</summary>
     public IReadOnlyDictionary<uint, IReadOnlyList<SlabRecord>> OwnedByNode { get; }
 
     /// <summary>Number of slabs in <paramref name="state"/>.</summary>
@@ -82,8 +85,8 @@ public sealed class BladeState
     public double Utilization => Slabs.Count == 0 ? 0 : 1.0 - (double)Count(SlabState.Free) / Slabs.Count;
 
     /// <summary>
-    /// Slabs that <paramref name="node"/> durably owns: state Owned in the ownership table, plus Ringed slabs the
-    /// node has acknowledged in its area (persisted) that the blade agent has not applied yet.
+    /// Slabs that <paramref name="node"/> durably owns, by head index: state Owned in the ownership table, plus Ringed
+    /// slabs the node has acknowledged in its area (persisted) that the blade agent has not applied yet.
     /// </summary>
     public IReadOnlyList<ulong> DurablyOwnedBy(uint node)
     {
@@ -92,7 +95,7 @@ public sealed class BladeState
         {
             foreach (var ack in Nodes[(int)node].PendingAcks)
             {
-                if (ack.SlabIndex < (ulong)Slabs.Count && Slabs[(int)ack.SlabIndex] is { State: SlabState.Ringed } ringed
+                if (ack.SlabIndex < (ulong)Slabs.Count && Slabs[(int)ack.SlabIndex] is { State: SlabState.Ringed, IsHead: true } ringed
                     && ringed.Generation == ack.Ticket)
                 {
                     owned.Add(ack.SlabIndex);
@@ -125,7 +128,21 @@ public sealed class BladeState
 /// <param name="Generation">The ticket it was last handed out under.</param>
 /// <param name="FreedEpoch">The epoch its free was drained in (Freeing).</param>
 /// <param name="WearHandOuts">How many times it was handed out.</param>
-public readonly record struct SlabRecord(ulong Index, SlabState State, bool Allocated, uint Node, ulong Generation, ulong FreedEpoch, ulong WearHandOuts);
+/// <param name="Span">Base slabs in the slab it belongs to (1 for a base slab and while Free).</param>
+/// <param name="SpanHeadDistance">Distance to that slab's head (0 for the head).</param>
+public readonly record struct SlabRecord(ulong Index, SlabState State, bool Allocated, uint Node, ulong Generation, ulong FreedEpoch, ulong WearHandOuts,
+    uint Span = 1, uint SpanHeadDistance = 0)
+{
+    /// <summary>Whether this base slab is the first of its slab (records name slabs by their head).</summary>
+    public bool IsHead => SpanHeadDistance == 0;
+}
+
+/// <summary>One ring's persistent state.</summary>
+/// <param name="Ring">Which ring (span class, capacity, offsets).</param>
+/// <param name="Sequencer">Its sequencer: tickets below it were taken.</param>
+/// <param name="FilledThroughTicket">Its entries for tickets below this were filled.</param>
+/// <param name="Slots">Its entries, by index.</param>
+public sealed record RingState(SlabRing Ring, ulong Sequencer, ulong FilledThroughTicket, IReadOnlyList<RingSlot> Slots);
 
 /// <summary>One ring entry.</summary>
 /// <param name="Index">Its index in the ring.</param>

@@ -23,6 +23,7 @@ internal sealed class CarvedSlab
         Slab = slab;
         SizeClass = sizeClass;
         ObjectSizeBytes = SizeClasses.Sizes[sizeClass];
+        SlabBytes = (long)slabSizeBytes;
         Capacity = (int)((slabSizeBytes - HeaderBytes) / (ulong)ObjectSizeBytes);
         _allocatedBits = new ulong[(Capacity + 63) / 64];
         _freeStack = new int[Capacity];
@@ -42,6 +43,9 @@ internal sealed class CarvedSlab
     public int SizeClass { get; }
 
     public int ObjectSizeBytes { get; }
+
+    /// <summary>Bytes of the slab (every base slab of a span).</summary>
+    public long SlabBytes { get; }
 
     public int Capacity { get; }
 

@@ -13,6 +13,12 @@ public sealed record HeapOptions
 
     /// <summary>Chooses the blade for each new slab (default: round robin, skipping blades that are full).</summary>
     public IPlacementPolicy Placement { get; init; } = new RoundRobinPlacement();
+
+    /// <summary>
+    /// Chooses each new slab's size (default: <see cref="FixedSlabSizing"/> with base slabs, so a blade formatted
+    /// without spans behaves as before). <see cref="AdaptiveSlabSizing"/> tunes it per size class at run time.
+    /// </summary>
+    public ISlabSizingPolicy SlabSizing { get; init; } = new FixedSlabSizing();
 }
 
 /// <summary>Chooses which blade a new slab comes from (the coordinator's hints plug in here).</summary>
@@ -46,4 +52,11 @@ public sealed class RoundRobinPlacement : IPlacementPolicy
 /// <param name="SlabsOwned">Slabs owned now.</param>
 /// <param name="LiveObjects">Objects allocated now.</param>
 /// <param name="LiveBytes">Bytes in allocated objects (object sizes, not requested sizes).</param>
-public readonly record struct HeapStatistics(long Allocations, long Frees, long SlabsAcquired, long SlabsReturned, long SlabsOwned, long LiveObjects, long LiveBytes);
+/// <param name="HeldBytes">Bytes of the carved slabs holding them (every span counted whole).</param>
+/// <param name="SlabsBySpanClass">Slabs acquired so far per span class (index 0: base slabs).</param>
+public readonly record struct HeapStatistics(long Allocations, long Frees, long SlabsAcquired, long SlabsReturned, long SlabsOwned, long LiveObjects, long LiveBytes,
+    long HeldBytes = 0, IReadOnlyList<long>? SlabsBySpanClass = null)
+{
+    /// <summary>Internal fragmentation: the share of carved slab bytes not in live objects (headers, free objects, tails).</summary>
+    public double Fragmentation => HeldBytes == 0 ? 0 : 1.0 - ((double)LiveBytes / HeldBytes);
+}

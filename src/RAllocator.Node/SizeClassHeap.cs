@@ -27,6 +27,12 @@ internal sealed class SizeClassHeap(int sizeClass)
 
     public IReadOnlyCollection<CarvedSlab> Empty => _empty;
 
+    /// <summary>Objects allocated in this class since the heap opened (under <see cref="Gate"/>).</summary>
+    public long Allocations { get; private set; }
+
+    /// <summary>What the slab sizing policy needs about the previous acquisition (under <see cref="RefillGate"/>).</summary>
+    public (long AllocationsThen, int SpanClass, long Capacity) LastAcquisition { get; set; } = (0, -1, 0);
+
     public bool TryAllocateUnsynchronized(out RemotePtr ptr)
     {
         var slab = _current is { IsFull: false } ? _current : PickSlabUnsynchronized();
@@ -38,6 +44,7 @@ internal sealed class SizeClassHeap(int sizeClass)
 
         _current = slab;
         ptr = slab.Allocate();
+        Allocations++;
         MoveUnsynchronized(slab, slab.IsFull ? SlabList.Full : SlabList.Partial);
         return true;
     }

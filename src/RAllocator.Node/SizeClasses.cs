@@ -1,16 +1,17 @@
 namespace RAllocator.Node;
 
 /// <summary>
-/// Object size classes from 16 bytes to 256 KiB: multiples of 16 up to 128, then four classes per power of two,
-/// so internal fragmentation stays under 25% while the class count stays small (52 classes).
+/// Object size classes from 16 bytes to 4 MiB: multiples of 16 up to 128, then four classes per power of two,
+/// so internal fragmentation stays under 25% while the class count stays small (68 classes). Classes whose objects
+/// do not fit in a base slab are served from span slabs (several contiguous base slabs, coalesced by the blade).
 /// </summary>
 public static class SizeClasses
 {
     /// <summary>The smallest object size (and the alignment of every object).</summary>
     public const int MinSizeBytes = 16;
 
-    /// <summary>The largest object size served from slabs.</summary>
-    public const int MaxSizeBytes = 256 * 1024;
+    /// <summary>The largest object size served from slabs (it needs slabs of more than 4 MiB).</summary>
+    public const int MaxSizeBytes = 4 * 1024 * 1024;
 
     private static readonly int[] s_sizes = BuildSizes();
 
@@ -27,7 +28,7 @@ public static class SizeClasses
         if (sizeBytes is <= 0 or > MaxSizeBytes)
         {
             throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes,
-                $"object size must be between 1 and {MaxSizeBytes} bytes (larger objects need a larger slab span).");
+                $"object size must be between 1 and {MaxSizeBytes} bytes.");
         }
 
         if (sizeBytes <= 128)

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using RAllocator.Protocol;
 using RAllocator.Protocol.Layout;
@@ -39,6 +40,11 @@ public sealed class WorkingNodeHeap
     // The largest size class whose objects fit, after the slab header, in a slab of every blade: a larger class
     // would carve slabs of zero objects (every allocation acquiring a slab and failing).
     private readonly int _largestSizeClass;
+
+    // The largest span class every blade serves, and the smallest base slab: the policy's frame of reference.
+    private readonly int _maxSpanClass;
+    private readonly ulong _baseSlabBytes;
+    private readonly long[] _slabsAcquiredBySpanClass = new long[8];
     private long _allocations;
     private long _frees;
     private long _slabsAcquired;
@@ -54,7 +60,9 @@ public sealed class WorkingNodeHeap
         // Computed once: the geometry derives its layout on demand, which is too slow for every FreeAsync.
         _slabGeometryByBlade = blades.Select(b => (b.Geometry.DataOffset, b.Geometry.SlabSizeBytes)).ToArray();
         _epochs = new EpochTable(recoveries.Select(r => r.GlobalEpoch).ToArray());
-        long usableSlabBytes = blades.Min(b => (long)b.Geometry.SlabSizeBytes) - CarvedSlab.HeaderBytes;
+        _maxSpanClass = blades.Min(b => b.Rings.Count - 1);
+        _baseSlabBytes = blades.Min(b => b.Geometry.SlabSizeBytes);
+        long usableSlabBytes = blades.Min(b => (long)(b.Geometry.SlabSizeBytes << _maxSpanClass)) - CarvedSlab.HeaderBytes;
         _largestSizeClass = SizeClasses.Sizes.Count(size => size <= usableSlabBytes) - 1;
     }
 
@@ -150,8 +158,8 @@ public sealed class WorkingNodeHeap
     /// Allocates an object of at least <paramref name="sizeBytes"/> bytes (16-byte aligned). Completes
     /// synchronously, with no network operation, unless the size class needs a new slab.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">The size is not between 1 byte and 256 KiB, or its size class's
-    /// objects do not fit in one slab of every blade (with 64 KiB slabs, sizes above 57344 bytes).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The size is not between 1 byte and 4 MiB, or its size class's
+    /// objects do not fit in the largest slab of every blade (base slab × maximum span, less a 64-byte header).</exception>
     /// <exception cref="BladeOutOfMemoryException">No blade had a free slab.</exception>
     public ValueTask<RemotePtr> AllocateAsync(int sizeBytes, CancellationToken cancellationToken = default)
     {
@@ -288,7 +296,7 @@ public sealed class WorkingNodeHeap
     /// <summary>Current counters.</summary>
     public HeapStatistics GetStatistics()
     {
-        long slabs = 0, live = 0, liveBytes = 0;
+        long slabs = 0, live = 0, liveBytes = 0, heldBytes = 0;
         foreach (var heap in _classes)
         {
             lock (heap.Gate)
@@ -298,12 +306,14 @@ public sealed class WorkingNodeHeap
                     slabs++;
                     live += slab.LiveCount;
                     liveBytes += (long)slab.LiveCount * slab.ObjectSizeBytes;
+                    heldBytes += slab.SlabBytes;
                 }
             }
         }
 
         return new HeapStatistics(Interlocked.Read(ref _allocations), Interlocked.Read(ref _frees),
-            Interlocked.Read(ref _slabsAcquired), Interlocked.Read(ref _slabsReturned), slabs + _spareSlabs.Count + _recovering.Count, live, liveBytes);
+            Interlocked.Read(ref _slabsAcquired), Interlocked.Read(ref _slabsReturned), slabs + _spareSlabs.Count + _recovering.Count, live, liveBytes,
+            heldBytes, _slabsAcquiredBySpanClass.Select(c => Interlocked.Read(ref c)).ToArray());
     }
 
     /// <summary>Slabs this node owns on <paramref name="bladeId"/> (carved, spare or recovering), by index.</summary>
@@ -314,7 +324,7 @@ public sealed class WorkingNodeHeap
         for (int i = 0; i < slabs.Length; i++)
         {
             var slab = Volatile.Read(ref slabs[i]);
-            if (slab is not null && slab.List != SlabList.Returned)
+            if (slab is not null && slab.List != SlabList.Returned && slab.Slab.SlabIndex == (ulong)i)
             {
                 owned.Add((ulong)i);
             }
@@ -332,7 +342,7 @@ public sealed class WorkingNodeHeap
     [DoesNotReturn]
     private void ThrowObjectLargerThanSlab(int sizeBytes, int sizeClass) =>
         throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes,
-            $"an object of {sizeBytes} bytes needs the {SizeClasses.Sizes[sizeClass]}-byte size class, but the largest that fits in a slab of every blade is {SizeClasses.Sizes[_largestSizeClass]} bytes; format blades with larger slabs.");
+            $"an object of {sizeBytes} bytes needs the {SizeClasses.Sizes[sizeClass]}-byte size class, but the largest that fits in a slab of every blade is {SizeClasses.Sizes[_largestSizeClass]} bytes; format blades with larger slabs or a larger maximum span (--max-span).");
 
     private async ValueTask<RemotePtr> AllocateSlowAsync(int sizeClass, CancellationToken cancellationToken)
     {
@@ -368,18 +378,25 @@ public sealed class WorkingNodeHeap
 
     private async Task<CarvedSlab> CarveSlabAsync(int sizeClass, CancellationToken cancellationToken)
     {
+        int objectSize = SizeClasses.Sizes[sizeClass];
         (int BladeId, OwnedSlab Slab)? spare = null;
         lock (_spareSlabs)
         {
-            if (_spareSlabs.Count > 0)
+            // A spare (acknowledged, never carved) slab serves any class whose object it holds.
+            if (_spareSlabs.Count > 0 && SlabBytesOf(_spareSlabs.Peek()) >= (ulong)objectSize + CarvedSlab.HeaderBytes)
             {
                 spare = _spareSlabs.Dequeue();
             }
         }
 
-        var (bladeId, owned) = spare ?? await AcquireFromSomeBladeAsync(sizeClass, cancellationToken).ConfigureAwait(false);
+        var heap = _classes[sizeClass];
+        var (bladeId, owned) = spare ?? await AcquireFromSomeBladeAsync(sizeClass, ChooseSpanClass(heap), cancellationToken).ConfigureAwait(false);
         var blade = _blades[bladeId];
-        var slab = new CarvedSlab(bladeId, owned, blade.Geometry.SlabSizeBytes, sizeClass);
+        var slab = new CarvedSlab(bladeId, owned, SlabBytesOf((bladeId, owned)), sizeClass);
+        lock (heap.Gate)
+        {
+            heap.LastAcquisition = (heap.Allocations, BitOperations.Log2(owned.Span), slab.Capacity);
+        }
 
         // The header is posted on the same ordered connection as the acknowledgement, before any object of the
         // slab can be written, so it is durable before any of them.
@@ -395,33 +412,77 @@ public sealed class WorkingNodeHeap
         header.CopyTo(bytes);
         await blade.Connection.CreateBatch().Write(owned.Offset, bytes).Persist(owned.Offset, bytes.Length)
             .PostUnsignaled(cancellationToken).ConfigureAwait(false);
-        Volatile.Write(ref _slabsByBlade[bladeId][owned.SlabIndex], slab);
+        MapSlab(slab, slab);
         return slab;
     }
 
-    private async Task<(int BladeId, OwnedSlab Slab)> AcquireFromSomeBladeAsync(int sizeClass, CancellationToken cancellationToken)
+    /// <summary>The span class the sizing policy picks for <paramref name="heap"/>'s next slab (under its refill gate).</summary>
+    private int ChooseSpanClass(SizeClassHeap heap)
+    {
+        int objectSize = SizeClasses.Sizes[heap.SizeClass];
+        long liveBytes = 0, heldBytes = 0, allocations;
+        lock (heap.Gate)
+        {
+            allocations = heap.Allocations;
+            foreach (var slab in heap.AllSlabsUnsynchronized())
+            {
+                liveBytes += (long)slab.LiveCount * objectSize;
+                heldBytes += slab.SlabBytes;
+            }
+        }
+
+        var last = heap.LastAcquisition;
+        int minSpanClass = Math.Min(SpanClasses.Smallest(objectSize, _baseSlabBytes), _maxSpanClass);
+        var context = new SlabSizingContext(heap.SizeClass, objectSize, _baseSlabBytes, minSpanClass, _maxSpanClass,
+            allocations - last.AllocationsThen, last.SpanClass, last.Capacity, liveBytes, heldBytes);
+        return Math.Clamp(_options.SlabSizing.ChooseSpanClass(context), minSpanClass, _maxSpanClass);
+    }
+
+    private async Task<(int BladeId, OwnedSlab Slab)> AcquireFromSomeBladeAsync(int sizeClass, int spanClass, CancellationToken cancellationToken)
     {
         BladeOutOfMemoryException? lastFull = null;
-        foreach (int bladeId in _options.Placement.Order(_blades, sizeClass))
+        int objectSize = SizeClasses.Sizes[sizeClass];
+        // A larger slab than needed is an optimization: when no blade has a free run that long, take the smallest.
+        int smallest = Math.Min(SpanClasses.Smallest(objectSize, _baseSlabBytes), spanClass);
+        foreach (int attemptClass in spanClass == smallest ? [spanClass] : new[] { spanClass, smallest })
         {
-            try
+            foreach (int bladeId in _options.Placement.Order(_blades, sizeClass))
             {
-                var slab = await _blades[bladeId].AcquireSlabAsync(cancellationToken).ConfigureAwait(false);
-                Interlocked.Increment(ref _slabsAcquired);
-                return (bladeId, slab);
-            }
-            catch (BladeOutOfMemoryException ex)
-            {
-                lastFull = ex;
+                var blade = _blades[bladeId];
+                // A blade with larger base slabs may need a smaller span class for the same object.
+                int bladeClass = Math.Clamp(attemptClass, SpanClasses.Smallest(objectSize, blade.Geometry.SlabSizeBytes), blade.Rings.Count - 1);
+                try
+                {
+                    var slab = await blade.AcquireSlabAsync(bladeClass, cancellationToken).ConfigureAwait(false);
+                    Interlocked.Increment(ref _slabsAcquired);
+                    Interlocked.Increment(ref _slabsAcquiredBySpanClass[bladeClass]);
+                    return (bladeId, slab);
+                }
+                catch (BladeOutOfMemoryException ex)
+                {
+                    lastFull = ex;
+                }
             }
         }
 
         throw lastFull ?? new BladeOutOfMemoryException(0, 0);
     }
 
+    private ulong SlabBytesOf((int BladeId, OwnedSlab Slab) owned) => _blades[owned.BladeId].Geometry.SlabSizeBytes * owned.Slab.Span;
+
+    /// <summary>Points every base slab of <paramref name="slab"/> at <paramref name="value"/>, so a pointer anywhere in a span finds it.</summary>
+    private void MapSlab(CarvedSlab slab, CarvedSlab? value)
+    {
+        var slabs = _slabsByBlade[slab.BladeId];
+        for (ulong member = slab.Slab.SlabIndex; member < slab.Slab.SlabIndex + slab.Slab.Span; member++)
+        {
+            Volatile.Write(ref slabs[member], value);
+        }
+    }
+
     private async Task ReturnSlabAsync(CarvedSlab slab, CancellationToken cancellationToken)
     {
-        Volatile.Write(ref _slabsByBlade[slab.BladeId][slab.Slab.SlabIndex], null);
+        MapSlab(slab, null);
         await _blades[slab.BladeId].ReturnSlabAsync(slab.Slab.SlabIndex, cancellationToken).ConfigureAwait(false);
         Interlocked.Increment(ref _slabsReturned);
     }
@@ -464,8 +525,8 @@ public sealed class WorkingNodeHeap
                     continue;
                 }
 
-                var slab = new CarvedSlab(bladeId, owned, blade.Geometry.SlabSizeBytes, (int)header.SizeClass);
-                _slabsByBlade[bladeId][owned.SlabIndex] = slab;
+                var slab = new CarvedSlab(bladeId, owned, SlabBytesOf((bladeId, owned)), (int)header.SizeClass);
+                MapSlab(slab, slab);
                 _recovering.Add(slab);
             }
         }

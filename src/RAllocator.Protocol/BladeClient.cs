@@ -32,6 +32,7 @@ public sealed partial class BladeClient
         Superblock = superblock;
         Geometry = SuperblockCodec.GeometryOf(superblock);
         Layout = Geometry.Layout;
+        Rings = Geometry.Rings;
     }
 
     /// <summary>The blade's id in this node's blade list.</summary>
@@ -48,6 +49,9 @@ public sealed partial class BladeClient
 
     /// <summary>The blade's layout.</summary>
     public BladeLayout Layout { get; }
+
+    /// <summary>The blade's rings, one per span class (slab size).</summary>
+    public SlabRings Rings { get; }
 
     /// <summary>The connection's verb, byte and round-trip counters.</summary>
     public FabricCounters Counters => _connection.Counters;
@@ -118,12 +122,13 @@ public sealed partial class BladeClient
                 .PostAndWaitAsync(cancellationToken).ConfigureAwait(false);
 
             var ownership = await ReadArrayAsync<OwnershipEntry>(Layout.OwnershipOffset, (int)Geometry.SlabCount, cancellationToken).ConfigureAwait(false);
-            var owned = new SortedDictionary<ulong, ulong>();
+            // Slabs by their head (a span's other base slabs are part of it, never named on their own).
+            var owned = new SortedDictionary<ulong, (ulong Ticket, uint Span)>();
             for (int i = 0; i < ownership.Length; i++)
             {
-                if (ownership[i].State == (uint)SlabState.Owned && ownership[i].Node == NodeId)
+                if (ownership[i].State == (uint)SlabState.Owned && ownership[i].Node == NodeId && ownership[i].SpanHeadDistance == 0)
                 {
-                    owned[(ulong)i] = ownership[i].Generation;
+                    owned[(ulong)i] = (ownership[i].Generation, Math.Max(1, ownership[i].Span));
                 }
             }
 
@@ -131,9 +136,9 @@ public sealed partial class BladeClient
             {
                 var ack = acks[(int)((sequence - 1) % Geometry.AckSlotsPerNode)];
                 var slab = SequencedSlabWord.Unpack(word).SlabIndex;
-                if (slab < Geometry.SlabCount && ownership[slab] is { State: (uint)SlabState.Ringed } entry && entry.Generation == ack.Ticket)
+                if (slab < Geometry.SlabCount && ownership[slab] is { State: (uint)SlabState.Ringed, SpanHeadDistance: 0 } entry && entry.Generation == ack.Ticket)
                 {
-                    owned[slab] = ack.Ticket;
+                    owned[slab] = (ack.Ticket, Math.Max(1, entry.Span));
                 }
             }
 
@@ -145,7 +150,7 @@ public sealed partial class BladeClient
 
             _registered = true;
             return new NodeRecovery(
-                owned.Select(kv => new OwnedSlab(kv.Key, kv.Value, Geometry.SlabOffset(kv.Key))).ToArray(),
+                owned.Select(kv => new OwnedSlab(kv.Key, kv.Value.Ticket, Geometry.SlabOffset(kv.Key), kv.Value.Span)).ToArray(),
                 freeing.Order().ToArray(),
                 header.Incarnation + 1,
                 globalEpoch,
@@ -158,14 +163,24 @@ public sealed partial class BladeClient
     }
 
     /// <summary>
-    /// Acquires one slab: FETCH_AND_ADD on the sequencer, READ of the ring entry for the ticket (2 dependent round
-    /// trips), then posts the durable acknowledgement without waiting. Acquisitions of one node are serialized.
+    /// Acquires one slab of 2^<paramref name="spanClass"/> contiguous base slabs (default 0: one base slab) from that
+    /// span class's ring: FETCH_AND_ADD on its sequencer, READ of the ring entry for the ticket (2 dependent round
+    /// trips, whatever the size: the blade coalesced free neighbours ahead of time), then posts the durable
+    /// acknowledgement without waiting. Acquisitions of one node are serialized.
     /// </summary>
-    /// <exception cref="BladeOutOfMemoryException">The blade had no free slab for the ticket.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The blade has no ring for <paramref name="spanClass"/>.</exception>
+    /// <exception cref="BladeOutOfMemoryException">The blade had no free slab (or free run of that many base slabs) for the ticket.</exception>
     /// <exception cref="ProtocolStallException">The ring entry was not filled within the retry bound.</exception>
-    public async Task<OwnedSlab> AcquireSlabAsync(CancellationToken cancellationToken = default)
+    public async Task<OwnedSlab> AcquireSlabAsync(int spanClass = 0, CancellationToken cancellationToken = default)
     {
         ThrowIfNotRegistered();
+        if (spanClass < 0 || spanClass >= Rings.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(spanClass), spanClass,
+                $"blade {BladeId} serves span classes 0 to {Rings.Count - 1} (slabs of up to {Geometry.MaxSlabSpan} base slabs of {Geometry.SlabSizeBytes} bytes).");
+        }
+
+        var ring = Rings[spanClass];
         await _acquireGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -176,25 +191,25 @@ public sealed partial class BladeClient
             await PostWordAsync(NodeHeaderOffset(NodeHeader.Offsets.AcquireState), new AcquireStateWord(acquisition, true).Pack(), cancellationToken).ConfigureAwait(false);
             state = SlabAcquisitionMachine.Next(state, AcquireTransition.AnnounceAcquire);
 
-            ulong ticket = await _connection.FetchAddAsync(BladeLayout.SequencerOffset + SequencerBlock.Offsets.Sequencer, 1, cancellationToken).ConfigureAwait(false);
+            ulong ticket = await _connection.FetchAddAsync(ring.SequencerOffset, 1, cancellationToken).ConfigureAwait(false);
             state = SlabAcquisitionMachine.Next(state, AcquireTransition.FetchTicket);
 
             await PostWordAsync(NodeHeaderOffset(NodeHeader.Offsets.Claim), new ClaimWord(acquisition, ticket).Pack(), cancellationToken).ConfigureAwait(false);
             state = SlabAcquisitionMachine.Next(state, AcquireTransition.PostClaim);
 
-            long entryOffset = Layout.RingElementOffset((long)(ticket % Geometry.RingCapacity));
+            long entryOffset = ring.EntryOffset(ticket);
             var entryBytes = new byte[RingEntry.SizeBytes];
             for (int attempt = 0; ; attempt++)
             {
                 await _connection.ReadAsync(entryOffset, entryBytes, cancellationToken).ConfigureAwait(false);
                 state = SlabAcquisitionMachine.Next(state, AcquireTransition.ReadRingEntry);
                 var entry = RingEntryWord.Unpack(BinaryPrimitives.ReadUInt64LittleEndian(entryBytes));
-                if (entry.IsFor(ticket) && entry.Kind == RingEntryKind.Slab && entry.SlabIndex < Geometry.SlabCount)
+                if (entry.IsFor(ticket) && entry.Kind == RingEntryKind.Slab && entry.SlabIndex + (ulong)ring.Span <= Geometry.SlabCount)
                 {
                     state = SlabAcquisitionMachine.Next(state, AcquireTransition.EntryMatches);
                     await PostAcknowledgementAsync(acquisition, entry.SlabIndex, ticket, cancellationToken).ConfigureAwait(false);
                     state = SlabAcquisitionMachine.Next(state, AcquireTransition.PostAcknowledgement);
-                    return new OwnedSlab(entry.SlabIndex, ticket, Geometry.SlabOffset(entry.SlabIndex));
+                    return new OwnedSlab(entry.SlabIndex, ticket, Geometry.SlabOffset(entry.SlabIndex), ring.Span);
                 }
 
                 // A later ticket's entry in our slot means ours was overwritten, and the refill overwrites only entries
@@ -409,10 +424,11 @@ public sealed partial class BladeClient
 }
 
 /// <summary>A slab this node owns.</summary>
-/// <param name="SlabIndex">The slab's index on its blade.</param>
+/// <param name="SlabIndex">The slab's index on its blade (its first base slab).</param>
 /// <param name="Ticket">The ticket (generation) it was taken with.</param>
 /// <param name="Offset">Byte offset of the slab in the blade region.</param>
-public readonly record struct OwnedSlab(ulong SlabIndex, ulong Ticket, long Offset);
+/// <param name="Span">Contiguous base slabs it covers (1 for a base slab).</param>
+public readonly record struct OwnedSlab(ulong SlabIndex, ulong Ticket, long Offset, uint Span = 1);
 
 /// <summary>What a node gets back when it registers after a restart.</summary>
 /// <param name="OwnedSlabs">Exactly the slabs it durably owns.</param>

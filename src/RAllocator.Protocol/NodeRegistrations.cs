@@ -10,7 +10,7 @@ namespace RAllocator.Protocol;
 public static class NodeRegistrations
 {
     /// <summary>
-    /// Node <paramref name="nodeId"/>'s writable ranges: the sequencer word (FETCH_AND_ADD), its own header,
+    /// Node <paramref name="nodeId"/>'s writable ranges: each ring's sequencer word (FETCH_AND_ADD), its own header,
     /// acknowledgement and free areas, and the slab data area. One-sided RDMA cannot confine data-area writes to
     /// the slabs a node owns without one registration per slab; see spec/processes.md, "Access isolation".
     /// </summary>
@@ -20,8 +20,9 @@ public static class NodeRegistrations
         ArgumentNullException.ThrowIfNull(geometry);
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(nodeId, geometry.MaxNodes);
+        var sequencers = geometry.Rings.All.Select(ring => new FabricRange(ring.SequencerOffset, sizeof(ulong)));
         return new FabricAccess([
-            new FabricRange(BladeLayout.SequencerOffset + SequencerBlock.Offsets.Sequencer, sizeof(ulong)),
+            .. sequencers,
             new FabricRange(layout.NodeHeadersElementOffset(nodeId), NodeHeader.SizeBytes),
             new FabricRange(layout.AckSlotsElementOffset(nodeId * geometry.AckSlotsPerNode), (long)geometry.AckSlotsPerNode * AckRecord.SizeBytes),
             new FabricRange(layout.FreeSlotsElementOffset(nodeId * geometry.FreeSlotsPerNode), (long)geometry.FreeSlotsPerNode * FreeRecord.SizeBytes),

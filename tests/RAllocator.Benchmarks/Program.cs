@@ -12,6 +12,11 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Length > 0 && SlabSizingBenchmark.IsMode(args[0]))
+        {
+            return SlabSizingBenchmark.Run(args);
+        }
+
         if (args.Length > 0 && PlacementAndWear.IsMode(args[0]))
         {
             return PlacementAndWear.Run(args);

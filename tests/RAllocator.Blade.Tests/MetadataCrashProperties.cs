@@ -19,6 +19,12 @@ public sealed class MetadataCrashProperties
         return (nvm.DurableImageCopy(), image.Geometry);
     });
 
+    private static readonly Lazy<(byte[] Image, BladeGeometry Geometry)> s_spanTemplate = new(() =>
+    {
+        var (nvm, image) = TestImages.FormatSmallWithSpans();
+        return (nvm.DurableImageCopy(), image.Geometry);
+    });
+
     [Fact]
     public void EveryReturnedUpdateSurvivesACrashAndTheUpdateInFlightIsAllOrNothing()
     {
@@ -27,6 +33,28 @@ public sealed class MetadataCrashProperties
             MetadataScenario.Arbitrary(SlabCountInt, MaxSteps),
             scenario => CheckEveryPersistPoint(scenario, BladeMetadataFaults.None),
             MaxTest);
+    }
+
+    [Fact]
+    public void EverySpanUpdateSurvivesACrashAndTheSpanInFlightIsAllOrNothing()
+    {
+        SeededCheck.Holds(
+            nameof(EverySpanUpdateSurvivesACrashAndTheSpanInFlightIsAllOrNothing),
+            MetadataScenario.Arbitrary(SlabCountInt, MaxSteps),
+            scenario => CheckEveryPersistPoint(scenario, BladeMetadataFaults.None, s_spanTemplate.Value),
+            MaxTest);
+    }
+
+    [Fact]
+    public void PersistingOnlyASpansHeadTheCrashPropertyFindsItsBaseSlabsDisagreeing()
+    {
+        string failure = SeededCheck.FindsCounterexample(
+            nameof(PersistingOnlyASpansHeadTheCrashPropertyFindsItsBaseSlabsDisagreeing),
+            MetadataScenario.Arbitrary(SlabCountInt, MaxSteps),
+            scenario => CheckEveryPersistPoint(scenario, new BladeMetadataFaults { PersistOnlySpanHead = true }, s_spanTemplate.Value),
+            MaxTest);
+
+        failure.ShouldContain($"[{Invariant.BitmapAgreesWithOwnership}]");
     }
 
     [Fact]
@@ -85,13 +113,13 @@ public sealed class MetadataCrashProperties
     private static int SlabCountInt => (int)SlabCount;
 
     /// <summary>Runs the scenario once per persist point (and once past the last) and per kind of power failure.</summary>
-    internal static void CheckEveryPersistPoint(MetadataScenario scenario, BladeMetadataFaults faults)
+    internal static void CheckEveryPersistPoint(MetadataScenario scenario, BladeMetadataFaults faults, (byte[] Image, BladeGeometry Geometry)? template = null)
     {
-        var geometry = s_template.Value.Geometry;
-        var ops = scenario.Interpret(geometry.SlabCount, geometry.MaxNodes);
+        var (templateImage, geometry) = template ?? s_template.Value;
+        var ops = scenario.Interpret(geometry.SlabCount, geometry.MaxNodes, geometry.SpanClassCount);
         var expected = MetadataScenario.Prefixes(ops, geometry.SlabCount);
 
-        var region = new RestorableNvm(s_template.Value.Image, geometry.DataOffset);
+        var region = new RestorableNvm(templateImage, geometry.DataOffset);
 
         // Count the persist points of this scenario once, without a crash: the faults may skip some.
         long persistPoints;
@@ -169,9 +197,9 @@ public sealed class MetadataCrashProperties
         for (int i = 0; i < state.Slabs.Count; i++)
         {
             var record = state.Slabs[i];
-            if (inFlight is not null && inFlight.Slab == (ulong)i)
+            if (inFlight is not null && inFlight.Covers((ulong)i))
             {
-                var after = inFlight.Next(before[i]);
+                var after = inFlight.Next(before[i], (uint)i - (uint)inFlight.Slab);
                 InvariantViolation.ThrowUnless(before[i].Matches(record) || after.Matches(record), Invariant.InFlightUpdateAllOrNothing,
                     () => $"slab {i} is {ExpectedSlab.Describe(record)}, neither {before[i]} (not applied) nor {after} (applied); {Context()}");
             }
@@ -185,8 +213,8 @@ public sealed class MetadataCrashProperties
         // Wear is outside the intent but persisted before a ring update returns: hand-outs that returned are durable.
         for (int i = 0; i < state.Slabs.Count; i++)
         {
-            ulong handOuts = (ulong)ops.Take(returned).Count(op => op is MetadataOp.Ring && op.Slab == (ulong)i);
-            bool ringInFlight = inFlight is MetadataOp.Ring && inFlight.Slab == (ulong)i;
+            ulong handOuts = (ulong)ops.Take(returned).Count(op => op is MetadataOp.Ring && op.Covers((ulong)i));
+            bool ringInFlight = inFlight is MetadataOp.Ring && inFlight.Covers((ulong)i);
             ulong wear = state.Slabs[i].WearHandOuts;
             InvariantViolation.ThrowUnless(wear == handOuts || (ringInFlight && wear == handOuts + 1), Invariant.ReturnedUpdatesSurvive,
                 () => $"slab {i} has {wear} hand-outs, the returned ring updates made {handOuts}"

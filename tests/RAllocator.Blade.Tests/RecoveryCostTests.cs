@@ -67,10 +67,11 @@ public sealed class RecoveryCostTests
 
         var layout = opened.Layout;
         long expected = layout.BitmapLengthBytes + layout.OwnershipLengthBytes + layout.WearLengthBytes + layout.RingLengthBytes
-            + layout.NodeHeadersLengthBytes + layout.AckSlotsLengthBytes + layout.FreeSlotsLengthBytes
-            + BladeControlBlock.SizeBytes + sizeof(ulong) /* sequencer */ + sizeof(ulong) /* intent word */;
-        counting.BytesRead.ShouldBe(expected, "the scan reads the bitmap, ownership, wear, ring and node areas, the control block, "
-            + "the sequencer and the intent word, each once");
+            + layout.SpanRingEntriesLengthBytes + layout.NodeHeadersLengthBytes + layout.AckSlotsLengthBytes + layout.FreeSlotsLengthBytes
+            + BladeControlBlock.SizeBytes + (opened.Geometry.Rings.Count * 2 * sizeof(ulong)) /* each ring's sequencer and fill mark */
+            + sizeof(ulong) /* intent word */;
+        counting.BytesRead.ShouldBe(expected, "the scan reads the bitmap, ownership, wear, rings and node areas, the control block, "
+            + "each ring's sequencer and fill mark and the intent word, each once");
     }
 
     /// <summary>The region size whose largest fitting geometry has exactly <paramref name="slabCount"/> slabs.</summary>

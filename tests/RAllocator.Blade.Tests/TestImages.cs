@@ -21,6 +21,17 @@ internal static class TestImages
 
     public const ulong SmallUid = 0x5EED_0000_0000_0001;
 
+    /// <summary>The small image with slabs of 1, 2 and 4 base slabs (span rings of one entry).</summary>
+    public static readonly BladeFormatOptions SmallSpanOptions = SmallOptions with { MaxSlabSpan = 4, SpanRingCapacity = 1 };
+
+    /// <summary>A freshly formatted small image with span rings, opened read-write, all durable.</summary>
+    public static (SimulatedNvm Nvm, BladeImage Image) FormatSmallWithSpans()
+    {
+        var nvm = new SimulatedNvm(SmallRegionBytes);
+        BladeImage.Format(nvm, SmallSlabBytes, SmallSpanOptions, SmallUid);
+        return (nvm, BladeImage.Open(nvm));
+    }
+
     /// <summary>A freshly formatted small image, opened read-write (as the blade server would), all durable.</summary>
     public static (SimulatedNvm Nvm, BladeImage Image) FormatSmall(ulong uid = SmallUid)
     {

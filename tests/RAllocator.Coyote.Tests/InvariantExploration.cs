@@ -9,10 +9,10 @@ internal static class InvariantExploration
     /// Runs <see cref="CoyoteHarness.Iterations"/> schedules of <paramref name="scenario"/>; fails with the seed, the
     /// bug report and the trace file if any schedule broke an invariant, or if an iteration never reached its checks.
     /// </summary>
-    public static ClusterStats ShouldHoldUnderEverySchedule(string testName, ClusterScenario scenario, ITestOutputHelper output)
+    public static ClusterStats ShouldHoldUnderEverySchedule(string testName, ClusterScenario scenario, ITestOutputHelper output, uint? iterations = null)
     {
         var stats = new ClusterStats();
-        var outcome = CoyoteHarness.Explore(testName, () => SimulatedCluster.RunAsync(scenario, stats), output);
+        var outcome = CoyoteHarness.Explore(testName, () => SimulatedCluster.RunAsync(scenario, stats), output, iterations);
         output.WriteLine(stats.ToString());
         outcome.ShouldFindNoBug();
         stats.CompletedIterations.ShouldBe(stats.Iterations, "every iteration reached its final checks");

@@ -38,6 +38,11 @@ public sealed class SeededBugTests(ITestOutputHelper output)
         Find(nameof(NeverReleasingAnAbandonedTicketBreaksNoPermanentLeak), Invariant.NoPermanentLeak,
             Scenarios.NodeCrashes with { AgentFaults = new BladeAgentFaults { NeverReleaseAbandonedTickets = true } });
 
+    [Fact]
+    public void CoalescingARunWithOwnedMembersBreaksNoDoubleAllocation() =>
+        Find(nameof(CoalescingARunWithOwnedMembersBreaksNoDoubleAllocation), Invariant.NoDoubleAllocation,
+            Scenarios.Spans with { AgentFaults = new BladeAgentFaults { SpanRunTakesOwnedMembers = true } });
+
     private void Find(string testName, string invariant, ClusterScenario scenario)
     {
         var stats = new ClusterStats();

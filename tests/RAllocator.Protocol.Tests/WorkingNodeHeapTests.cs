@@ -31,7 +31,7 @@ public sealed class WorkingNodeHeapTests
     public void SizeClassesCoverSixteenBytesToAQuarterMebibyteWithBoundedWaste()
     {
         SizeClasses.Sizes[0].ShouldBe(16);
-        SizeClasses.Sizes[^1].ShouldBe(256 * 1024);
+        SizeClasses.Sizes[^1].ShouldBe(SizeClasses.MaxSizeBytes);
         for (int size = 1; size <= SizeClasses.MaxSizeBytes; size += 7)
         {
             int objectSize = SizeClasses.Sizes[SizeClasses.ClassOf(size)];

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Numerics;
 using System.Security.Cryptography;
 using RAllocator.Blade;
 using RAllocator.Cli.Reporting;
@@ -14,7 +15,14 @@ using RAllocator.Protocol.Layout;
 namespace RAllocator.Cli.Commands;
 
 /// <summary>What <c>bench --fabric shm|ucx</c> was asked to run.</summary>
-internal sealed record RemoteBenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, IReadOnlyList<BladeEndpoint> Blades, string? TokenFile, uint NodeId, int Acquisitions, string? UcxTransports);
+internal sealed record RemoteBenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, IReadOnlyList<BladeEndpoint> Blades, string? TokenFile, uint NodeId, int Acquisitions, string? UcxTransports)
+{
+    /// <summary>How the node sizes its slabs (<c>--slab-sizing</c>; default: base slabs).</summary>
+    public SlabSizingChoice SlabSizing { get; init; } = SlabSizingChoice.Default;
+
+    /// <summary>The in-process blade's maximum span (<c>--max-span</c>); 0 with <c>--blade</c>: the running blades' own.</summary>
+    public uint MaxSpan { get; init; } = 1;
+}
 
 /// <summary>What <c>bench --fabric shm|ucx</c> measured (the <c>--json</c> object, snake_case keys).</summary>
 internal sealed record RemoteBenchReport(
@@ -22,6 +30,8 @@ internal sealed record RemoteBenchReport(
     string Blade,
     int Size,
     int ObjectSize,
+    string SlabSizing,
+    uint MaxSpan,
     long Ops,
     int Threads,
     double AllocThroughputOpsPerS,
@@ -31,6 +41,11 @@ internal sealed record RemoteBenchReport(
     double FreeP50Ns,
     double FreeP99Ns,
     long SlabAcquisitionsDuringAllocation,
+    double AcquisitionsPerMillionAllocations,
+    double Fragmentation,
+    long HeldBytes,
+    long LiveBytes,
+    IReadOnlyList<SpanCountReport> SlabsBySpan,
     double RoundTripsPerAlloc,
     double BytesPerAlloc,
     double RoundTripsPerFree,
@@ -81,7 +96,7 @@ internal static class RemoteBench
             }
 
             var heap = await RemoteNode.OpenHeapAsync(endpoints, settings.NodeId, token, FabricAvailability.ConnectorFor(settings.Fabric, FabricAvailability.UcxOptionsFor(settings.UcxTransports)),
-                heapOptions: null, protocolOptions: null, remoteOptions: new RemoteBladeOptions { NodeName = "rallocator bench", RetryFor = TimeSpan.Zero }, cancellationToken).ConfigureAwait(false);
+                heapOptions: new HeapOptions { SlabSizing = settings.SlabSizing.Policy }, protocolOptions: null, remoteOptions: new RemoteBladeOptions { NodeName = "rallocator bench", RetryFor = TimeSpan.Zero }, cancellationToken).ConfigureAwait(false);
             using var maintenance = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             // Publishing epochs keeps the node's lease and lets the blade reclaim the slabs the run returns.
             var maintain = heap.MaintainAsync(TimeSpan.FromMilliseconds(10), maintenance.Token);
@@ -140,6 +155,14 @@ internal static class RemoteBench
         ulong objectsPerSlab = Math.Max(1, (settings.SlabSizeBytes - 4096) / (ulong)objectBytes);
         ulong slabs = ((ulong)settings.Ops + objectsPerSlab - 1) / objectsPerSlab * 2 + (ulong)settings.Acquisitions + 64;
         var options = new BladeFormatOptions { MaxNodes = 4, AckSlotsPerNode = NodeAreaSlots, FreeSlotsPerNode = NodeAreaSlots };
+        if (settings.MaxSpan > 1)
+        {
+            // Slabs of any span hold the objects in about as many base slabs; add what the span rings park, the
+            // largest span's worth per ring of slack for alignment, and a base ring that leaves them runs.
+            options = options with { MaxSlabSpan = settings.MaxSpan, RingCapacity = (uint)Math.Min(slabs, 256) };
+            slabs += options.RingCapacity!.Value + (options.SpanRingCapacity * ((2 * (ulong)settings.MaxSpan) - 2)) + (4 * (ulong)settings.MaxSpan);
+        }
+
         ulong regionBytes = BenchCommand.RegionBytesFor(slabs, settings.SlabSizeBytes, options);
         using var region = MappedFileNvm.Create(image, (long)regionBytes);
         BladeImage.Format(region, settings.SlabSizeBytes, options);
@@ -148,6 +171,12 @@ internal static class RemoteBench
     private static async Task<RemoteBenchReport> RunAsync(WorkingNodeHeap heap, BladeServer? server, RemoteBenchSettings settings, string bladeDescription, ProgressBar progress, CancellationToken cancellationToken)
     {
         var session = heap.Blades[0].Connection as BladeSessionConnection;
+        uint bladeMaxSpan = heap.Blades.Min(b => b.Geometry.MaxSlabSpan);
+        if (settings.SlabSizing.FixedSpan is { } span && span > bladeMaxSpan)
+        {
+            throw new CliFailureException($"--slab-sizing {settings.SlabSizing.Name}: the blade serves slabs of at most {bladeMaxSpan} base slabs (formatted with --max-span {bladeMaxSpan}).");
+        }
+
         var (cpuSource, readBladeCpu) = BladeCpuClock(server, session, settings.Blades);
         int objectBytes = SizeClasses.Sizes[SizeClasses.ClassOf(settings.SizeBytes)];
 
@@ -166,12 +195,19 @@ internal static class RemoteBench
         var wall = Stopwatch.StartNew();
         var cpuBefore = readBladeCpu();
         var ptrs = new RemotePtr[settings.Ops];
-        long acquiredBefore = heap.GetStatistics().SlabsAcquired;
+        var statsBefore = heap.GetStatistics();
+        long acquiredBefore = statsBefore.SlabsAcquired;
         var before = Counters(heap);
         progress.Stage("allocating", settings.Ops);
         var alloc = await TimeAsync(settings.Threads, settings.Ops, progress, async (i, ct) => ptrs[i] = await heap.AllocateAsync(settings.SizeBytes, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         var allocCounters = Counters(heap).Since(before);
-        long slabsDuringAlloc = heap.GetStatistics().SlabsAcquired - acquiredBefore;
+        // The warm-up used the measured class and freed everything, so with every object live the heap holds only it.
+        var statsAllocated = heap.GetStatistics();
+        long slabsDuringAlloc = statsAllocated.SlabsAcquired - acquiredBefore;
+        var slabsBySpan = Enumerable.Range(0, BitOperations.Log2(bladeMaxSpan) + 1).Select(c => new SpanCountReport(
+            Span: 1u << c,
+            SlabBytes: heap.Blades[0].Geometry.SlabSizeBytes << c,
+            Slabs: SpanCount(statsAllocated, c) - SpanCount(statsBefore, c))).ToArray();
 
         before = Counters(heap);
         progress.Stage("freeing", settings.Ops);
@@ -196,7 +232,7 @@ internal static class RemoteBench
             for (long j = 0; j < batch; j++, i++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                acquired.Add(await client.AcquireSlabAsync(cancellationToken).ConfigureAwait(false));
+                acquired.Add(await client.AcquireSlabAsync(cancellationToken: cancellationToken).ConfigureAwait(false));
                 acquireSamples[i] = Stopwatch.GetTimestamp() - t0;
                 progress.Report(i + 1);
             }
@@ -219,6 +255,8 @@ internal static class RemoteBench
             Blade: bladeDescription,
             Size: settings.SizeBytes,
             ObjectSize: objectBytes,
+            SlabSizing: settings.SlabSizing.Name,
+            MaxSpan: bladeMaxSpan,
             Ops: settings.Ops,
             Threads: settings.Threads,
             AllocThroughputOpsPerS: Math.Round(settings.Ops / alloc.WallSeconds),
@@ -228,6 +266,11 @@ internal static class RemoteBench
             FreeP50Ns: free.PercentileNs(0.50),
             FreeP99Ns: free.PercentileNs(0.99),
             SlabAcquisitionsDuringAllocation: slabsDuringAlloc,
+            AcquisitionsPerMillionAllocations: Math.Round(slabsDuringAlloc * 1e6 / settings.Ops, 1),
+            Fragmentation: Math.Round(statsAllocated.Fragmentation, 4),
+            HeldBytes: statsAllocated.HeldBytes,
+            LiveBytes: statsAllocated.LiveBytes,
+            SlabsBySpan: slabsBySpan,
             RoundTripsPerAlloc: Ratio(allocCounters.RoundTrips, settings.Ops),
             BytesPerAlloc: Ratio(allocCounters.BytesToBlade + allocCounters.BytesFromBlade, settings.Ops),
             RoundTripsPerFree: Ratio(freeCounters.RoundTrips, settings.Ops),
@@ -301,6 +344,9 @@ internal static class RemoteBench
         return ("unavailable", () => TimeSpan.Zero);
     }
 
+    private static long SpanCount(HeapStatistics statistics, int spanClass) =>
+        statistics.SlabsBySpanClass is { } counts && spanClass < counts.Count ? counts[spanClass] : 0;
+
     private static FabricCounterSnapshot Counters(WorkingNodeHeap heap) =>
         heap.Blades.Select(b => b.Counters.Snapshot()).Aggregate((a, b) => a.Plus(b));
 
@@ -343,12 +389,17 @@ internal static class RemoteBench
     public static void WriteText(TextWriter o, RemoteBenchReport r)
     {
         string F(double value) => value.ToString("0.0", CultureInfo.InvariantCulture);
-        o.WriteLine($"bench: {r.Ops} allocations then {r.Ops} frees of {r.Size} B (size class {r.ObjectSize} B), {r.Threads} thread{(r.Threads == 1 ? "" : "s")}, {r.Fabric} fabric");
+        o.WriteLine($"bench: {r.Ops} allocations then {r.Ops} frees of {r.Size} B (size class {r.ObjectSize} B), {r.Threads} thread{(r.Threads == 1 ? "" : "s")}, {r.Fabric} fabric"
+            + (r.MaxSpan == 1 && r.SlabSizing == SlabSizingChoice.Default.Name ? "" : $", slab sizing {r.SlabSizing}, spans up to {r.MaxSpan}"));
         ImageReportWriter.Line(o, "  blade", r.Blade);
         ImageReportWriter.Line(o, "  allocate", string.Create(CultureInfo.InvariantCulture, $"{r.AllocThroughputOpsPerS / 1e6:0.000} M ops/s; p50 {F(r.AllocP50Ns)} ns, p99 {F(r.AllocP99Ns)} ns; {r.RoundTripsPerAlloc:0.####} round trips and {r.BytesPerAlloc:0.##} bytes per allocation"));
         ImageReportWriter.Line(o, "  free", string.Create(CultureInfo.InvariantCulture, $"{r.FreeThroughputOpsPerS / 1e6:0.000} M ops/s; p50 {F(r.FreeP50Ns)} ns, p99 {F(r.FreeP99Ns)} ns; {r.RoundTripsPerFree:0.####} round trips per free"));
         ImageReportWriter.Line(o, "  acquire", string.Create(CultureInfo.InvariantCulture, $"{r.Acquisitions} slabs alone: {r.AcquireThroughputPerS:0} /s; p50 {F(r.AcquireP50Ns / 1000)} us, p99 {F(r.AcquireP99Ns / 1000)} us; {r.RoundTripsPerAcquire:0.###} round trips, {r.BytesPerAcquire:0} bytes each"));
-        ImageReportWriter.Line(o, "  slabs", $"{r.SlabAcquisitionsDuringAllocation} acquired during the allocations");
+        string bySize = string.Join(", ", r.SlabsBySpan.Select(c => $"{ByteSize.Format(c.SlabBytes)} x {c.Slabs}"));
+        ImageReportWriter.Line(o, "  slabs", string.Create(CultureInfo.InvariantCulture,
+            $"{r.SlabAcquisitionsDuringAllocation} acquired during the allocations ({r.AcquisitionsPerMillionAllocations:0.#} per million); by size: {bySize}"));
+        ImageReportWriter.Line(o, "  fragmentation", string.Create(CultureInfo.InvariantCulture,
+            $"{r.Fragmentation * 100:0.##}% of the {ByteSize.Format(r.HeldBytes)} of slabs held with every object live is not objects"));
         ImageReportWriter.Line(o, "  blade cpu", r.BladeCpuMs is { } ms
             ? string.Create(CultureInfo.InvariantCulture, $"{ms:0.0} ms over {r.WallSeconds:0.000} s ({r.BladeCpuPercentOfOneCore:0.0}% of one core): {r.BladeCpuSource}")
             : "unavailable (the blade is on another host; read it there)");

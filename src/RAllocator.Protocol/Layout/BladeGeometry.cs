@@ -23,6 +23,12 @@ public sealed record BladeGeometry
     /// <summary>Data area alignment: slabs start on a page boundary.</summary>
     public const long DataAlignment = 4096;
 
+    /// <summary>
+    /// Largest span accepted. A span is aligned to its size, so up to 64 base slabs share one bitmap word and a
+    /// span's bits change in one 8-byte write.
+    /// </summary>
+    public const uint MaxSlabSpanLimit = 64;
+
     /// <summary>Size of the whole image in bytes.</summary>
     public required ulong RegionSizeBytes { get; init; }
 
@@ -44,8 +50,17 @@ public sealed record BladeGeometry
     /// <summary>Free-request slots per node.</summary>
     public required uint FreeSlotsPerNode { get; init; }
 
-    /// <summary>Largest slab as a multiple of the base slab.</summary>
+    /// <summary>Largest slab as a multiple of the base slab (a power of two: slab sizes are base × 1, 2, 4 … MaxSlabSpan).</summary>
     public required uint MaxSlabSpan { get; init; }
+
+    /// <summary>Entries of each span ring (0 when <see cref="MaxSlabSpan"/> is 1: there are no span rings).</summary>
+    public uint SpanRingCapacity { get; init; }
+
+    /// <summary>Span classes: class c hands out slabs of 2^c base slabs, each from its own ring (class 0 is the base ring).</summary>
+    public int SpanClassCount => BitOperations.Log2(Math.Max(1u, MaxSlabSpan)) + 1;
+
+    /// <summary>The rings, one per span class, with their offsets.</summary>
+    public SlabRings Rings => new(this);
 
     /// <summary>Agent ticks without a heartbeat before a node's lease expires.</summary>
     public required uint NodeLeaseTicks { get; init; }
@@ -57,7 +72,9 @@ public sealed record BladeGeometry
         slabCount: (long)SlabCount,
         maxNodes: MaxNodes,
         ackSlotCount: (long)MaxNodes * AckSlotsPerNode,
-        freeSlotCount: (long)MaxNodes * FreeSlotsPerNode);
+        freeSlotCount: (long)MaxNodes * FreeSlotsPerNode,
+        spanRingCount: SpanClassCount - 1,
+        spanRingEntryCount: (long)(SpanClassCount - 1) * SpanRingCapacity);
 
     /// <summary>Offset of slab 0.</summary>
     public long DataOffset => AlignUp(Layout.EndOffset, DataAlignment);
@@ -95,6 +112,16 @@ public sealed record BladeGeometry
             throw new BladeGeometryException("acknowledgement slots, free slots, maximum slab span and node lease must all be at least 1.");
         }
 
+        if (!BitOperations.IsPow2(options.MaxSlabSpan) || options.MaxSlabSpan > MaxSlabSpanLimit)
+        {
+            throw new BladeGeometryException($"maximum slab span {options.MaxSlabSpan} is invalid: it must be a power of two between 1 and {MaxSlabSpanLimit}.");
+        }
+
+        if (options.MaxSlabSpan > 1 && options.SpanRingCapacity == 0)
+        {
+            throw new BladeGeometryException("span ring capacity must be at least 1 when the maximum slab span is above 1.");
+        }
+
         ulong slabCount = Math.Min(regionSizeBytes / slabSizeBytes, MaxSlabCount);
         // Metadata is a few bytes per slab, so a handful of steps down always finds the largest count that fits.
         while (slabCount > 0)
@@ -123,6 +150,7 @@ public sealed record BladeGeometry
         AckSlotsPerNode = options.AckSlotsPerNode,
         FreeSlotsPerNode = options.FreeSlotsPerNode,
         MaxSlabSpan = options.MaxSlabSpan,
+        SpanRingCapacity = options.MaxSlabSpan > 1 ? options.SpanRingCapacity : 0,
         NodeLeaseTicks = options.NodeLeaseTicks,
     };
 
@@ -149,6 +177,11 @@ public sealed record BladeGeometry
             || MaxSlabSpan == 0 || NodeLeaseTicks == 0)
         {
             return "a node, ring, slot, span or lease count is zero or too large";
+        }
+
+        if (!BitOperations.IsPow2(MaxSlabSpan) || MaxSlabSpan > MaxSlabSpanLimit || (MaxSlabSpan > 1) != (SpanRingCapacity > 0))
+        {
+            return $"maximum slab span {MaxSlabSpan} with span ring capacity {SpanRingCapacity} is invalid (a power of two up to {MaxSlabSpanLimit}, with span rings exactly when above 1)";
         }
 
         try
@@ -184,8 +217,15 @@ public sealed record BladeFormatOptions
     /// <summary>Free-request slots per node (default 64).</summary>
     public uint FreeSlotsPerNode { get; init; } = 64;
 
-    /// <summary>Largest slab as a multiple of the base slab (default 1).</summary>
+    /// <summary>Largest slab as a multiple of the base slab, a power of two up to 64 (default 1: base slabs only).</summary>
     public uint MaxSlabSpan { get; init; } = 1;
+
+    /// <summary>
+    /// Entries of each span ring when <see cref="MaxSlabSpan"/> is above 1 (default 4). Every filled entry holds a
+    /// whole span out of use until a node takes it, so span rings are short: they trade a little acquisition latency
+    /// under bursts for not parking large runs of memory.
+    /// </summary>
+    public uint SpanRingCapacity { get; init; } = 4;
 
     /// <summary>
     /// Agent passes without a heartbeat before a node's lease expires (default 50,000: about 10 s at the agent's

@@ -20,6 +20,8 @@ namespace RAllocator.Protocol.Layout;
 [NvmArrayRegion("NodeHeaders", typeof(NodeHeader), CountParameter = "maxNodes", Align = 4096)]
 [NvmArrayRegion("AckSlots", typeof(AckRecord), CountParameter = "ackSlotCount", Align = 4096)]
 [NvmArrayRegion("FreeSlots", typeof(FreeRecord), CountParameter = "freeSlotCount", Align = 4096)]
+[NvmArrayRegion("SpanRingControls", typeof(SpanRingControl), CountParameter = "spanRingCount", Align = 64)]
+[NvmArrayRegion("SpanRingEntries", typeof(RingEntry), CountParameter = "spanRingEntryCount", Align = 64)]
 public sealed partial class BladeLayout
 {
 }

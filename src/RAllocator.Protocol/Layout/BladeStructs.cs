@@ -70,6 +70,12 @@ public partial struct Superblock
     /// <summary>A random identity chosen at format time, so images are never mixed up.</summary>
     [NvmField(88)] public partial ulong BladeUid { get; set; }
 
+    /// <summary>
+    /// Entries in each span ring (one ring per span class above the base slab); 0 when
+    /// <see cref="MaxSlabSpan"/> is 1, so an image without spans has exactly the version-1 layout.
+    /// </summary>
+    [NvmField(96)] public partial uint SpanRingCapacity { get; set; }
+
     /// <summary>CRC-64 (ECMA-182) of bytes 0 to 119 of this copy.</summary>
     [NvmField(120)] public partial ulong Checksum { get; set; }
 }
@@ -125,6 +131,21 @@ public partial struct BladeIntentBlock
     [NvmField(16)] public partial ulong IntentSequence { get; set; }
 }
 
+/// <summary>
+/// The sequencer and fill mark of one span ring (span class c hands out slabs of 2^c base slabs). Ring 0, the
+/// base-slab ring, keeps its sequencer and fill mark at their well-known fixed offsets; span rings follow the node
+/// areas. Each span ring numbers its tickets from c × 2^36, so tickets are unique across rings.
+/// </summary>
+[NvmStruct(64)]
+public partial struct SpanRingControl
+{
+    /// <summary>Next ticket of this ring; working nodes FETCH_AND_ADD 1 to take one.</summary>
+    [NvmField(0, Atomic = true)] public partial ulong Sequencer { get; set; }
+
+    /// <summary>Entries of this ring for every ticket below this value have been written and persisted.</summary>
+    [NvmField(8, Atomic = true)] public partial ulong FilledThroughTicket { get; set; }
+}
+
 /// <summary>One ring entry: a single 8-byte word the blade fills and a working node reads (see <c>RingEntryWord</c>).</summary>
 [NvmStruct(8)]
 public partial struct RingEntry
@@ -157,8 +178,11 @@ public partial struct OwnershipEntry
     /// <summary>While Freeing: the epoch in which the free was drained; reusable once every live node passed it.</summary>
     [NvmField(16)] public partial ulong FreedEpoch { get; set; }
 
-    /// <summary>The span in base slabs (1 for a base slab).</summary>
+    /// <summary>The span in base slabs of the slab this entry belongs to (1 for a base slab, 0 while Free).</summary>
     [NvmField(24)] public partial uint Span { get; set; }
+
+    /// <summary>Distance in base slabs to the span's first (head) slab: 0 for a head, which names the span in every record.</summary>
+    [NvmField(28)] public partial uint SpanHeadDistance { get; set; }
 }
 
 /// <summary>Per-slab wear: how many times the slab was handed out (the ring refill prefers the least worn).</summary>

@@ -36,6 +36,7 @@ public static class SuperblockCodec
             FreeSlotsPerNode = geometry.FreeSlotsPerNode,
             DataOffset = (ulong)geometry.DataOffset,
             MaxSlabSpan = geometry.MaxSlabSpan,
+            SpanRingCapacity = geometry.SpanRingCapacity,
             NodeLeaseTicks = geometry.NodeLeaseTicks,
             BladeIncarnation = bladeIncarnation,
             BladeUid = bladeUid,
@@ -69,6 +70,7 @@ public static class SuperblockCodec
         AckSlotsPerNode = superblock.AckSlotsPerNode,
         FreeSlotsPerNode = superblock.FreeSlotsPerNode,
         MaxSlabSpan = superblock.MaxSlabSpan,
+        SpanRingCapacity = superblock.SpanRingCapacity,
         NodeLeaseTicks = superblock.NodeLeaseTicks,
     };
 

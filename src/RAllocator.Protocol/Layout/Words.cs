@@ -130,15 +130,22 @@ public enum BladeIntentKind : byte
     Release = 4,
 }
 
-/// <summary>A packed blade intent: <c>[63..56] kind | [55..40] node | [39..0] slab index</c>.</summary>
-public readonly record struct BladeIntent(BladeIntentKind Kind, uint Node, ulong SlabIndex)
+/// <summary>
+/// A packed blade intent: <c>[63..56] kind | [55..40] node | [39..32] span class | [31..0] first slab index</c>.
+/// The update covers the 2^SpanClass base slabs from <see cref="SlabIndex"/> (one slab for span class 0, which
+/// packs exactly as version 1 did).
+/// </summary>
+public readonly record struct BladeIntent(BladeIntentKind Kind, uint Node, ulong SlabIndex, int SpanClass = 0)
 {
+    /// <summary>Base slabs the intent covers.</summary>
+    public uint Span => 1u << SpanClass;
+
     /// <summary>Packs into the 8-byte word.</summary>
-    public ulong Pack() => ((ulong)Kind << 56) | ((ulong)(Node & 0xFFFF) << 40) | (SlabIndex & 0xFF_FFFF_FFFF);
+    public ulong Pack() => ((ulong)Kind << 56) | ((ulong)(Node & 0xFFFF) << 40) | ((ulong)(SpanClass & 0xFF) << 32) | (SlabIndex & 0xFFFF_FFFF);
 
     /// <summary>Unpacks an 8-byte word.</summary>
     public static BladeIntent Unpack(ulong word) =>
-        new((BladeIntentKind)(word >> 56), (uint)((word >> 40) & 0xFFFF), word & 0xFF_FFFF_FFFF);
+        new((BladeIntentKind)(word >> 56), (uint)((word >> 40) & 0xFFFF), word & 0xFFFF_FFFF, (int)((word >> 32) & 0xFF));
 }
 
 /// <summary>

@@ -63,9 +63,16 @@ internal sealed class AllocatorOracle
     /// A node (re)opened its heap: registration returned <paramref name="recovered"/>. Durable ownership: that is
     /// exactly what it held, give or take the slabs whose acknowledgement or free was in flight when it died.
     /// </summary>
-    public void NodeOpened(uint node, int life, IReadOnlyCollection<ulong> recovered, int bladeLifeAtConnect, bool stillAlive)
+    public void NodeOpened(uint node, int life, IReadOnlyDictionary<ulong, uint> recoveredSpans, int bladeLifeAtConnect, bool stillAlive)
     {
         var facts = _nodes[node];
+        // Held sets are of base slabs: a span is held as every base slab it covers.
+        var recovered = recoveredSpans.SelectMany(kv => Members(kv.Key, kv.Value)).ToArray();
+        foreach (var (head, span) in recoveredSpans)
+        {
+            facts.SpanOf[head] = span;
+        }
+
         Check(!facts.Alive, "Harness", $"node {node} opened life {life} while life {facts.Life} is still alive.");
         var lost = facts.Held.Except(recovered).Order().ToArray();
         var extra = recovered.Except(facts.Held).Except(facts.Uncertain).Order().ToArray();
@@ -141,26 +148,37 @@ internal sealed class AllocatorOracle
 
     // ---------------------------------------------------------------- slabs
 
-    public void AcknowledgementPosting(uint node, int life, ulong slab)
+    public void AcknowledgementPosting(uint node, int life, ulong head, uint span)
     {
         if (IsCurrent(node, life))
         {
-            _nodes[node].Acquiring.Add(slab);
-            Record($"node {node} life {life} posts acknowledgement of slab {slab}");
+            _nodes[node].Acquiring.UnionWith(Members(head, span));
+            _nodes[node].SpanOf[head] = span;
+            Record($"node {node} life {life} posts acknowledgement of slab {head} (span {span})");
         }
     }
 
-    /// <summary>The acknowledgement batch executed: the node now holds the slab. No double allocation, safe reuse.</summary>
-    public void AcknowledgementPosted(uint node, int life, ulong slab)
+    /// <summary>The acknowledgement batch executed: the node now holds every base slab of the slab. No double allocation, safe reuse.</summary>
+    public void AcknowledgementPosted(uint node, int life, ulong head, uint span)
     {
         if (!IsCurrent(node, life))
         {
             return;
         }
 
+        Record($"node {node} life {life} acquired slab {head} (span {span})");
+        foreach (ulong slab in Members(head, span))
+        {
+            BaseSlabAcquired(node, life, slab);
+        }
+
+        _stats.SlabsAcquired++;
+    }
+
+    private void BaseSlabAcquired(uint node, int life, ulong slab)
+    {
         var facts = _nodes[node];
         facts.Acquiring.Remove(slab);
-        Record($"node {node} life {life} acquired slab {slab}");
         Check(!facts.Held.Contains(slab), Invariant.NoDoubleAllocation,
             $"slab {slab} was handed to node {node} (life {life}) a second time while it still holds it.");
         CheckNotHeldByAnotherLiveNode(node, slab, "acquired");
@@ -175,7 +193,36 @@ internal sealed class AllocatorOracle
         }
 
         facts.Held.Add(slab);
-        _stats.SlabsAcquired++;
+    }
+
+    /// <summary>
+    /// No double allocation, at the source: the rings never offer a base slab that a live node holds, nor one base
+    /// slab under two tickets (two takers would then share it).
+    /// </summary>
+    public void CheckOffersHoldNothingHeld(IEnumerable<(ulong Head, uint Span, ulong Ticket)> offers)
+    {
+        var offeredUnder = new Dictionary<ulong, ulong>();
+        foreach (var (head, span, ticket) in offers)
+        {
+            foreach (ulong slab in Members(head, span))
+            {
+                if (offeredUnder.TryGetValue(slab, out ulong other))
+                {
+                    Check(false, Invariant.NoDoubleAllocation,
+                        $"the rings offer base slab {slab} under two tickets, {other} and {ticket} (slab {head}, span {span}).");
+                }
+
+                offeredUnder[slab] = ticket;
+                for (uint node = 0; node < _nodes.Length; node++)
+                {
+                    if (_nodes[node].Alive && _nodes[node].Held.Contains(slab))
+                    {
+                        Check(false, Invariant.NoDoubleAllocation,
+                            $"the ring offers slab {head} (span {span}) under ticket {ticket}, but live node {node} (life {_nodes[node].Life}) holds its base slab {slab}.");
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>AcquireSlabAsync returned to its caller: the slab must be held already (cross-check of the observer).</summary>
@@ -188,7 +235,7 @@ internal sealed class AllocatorOracle
         }
     }
 
-    public void FreePosting(uint node, int life, ulong slab)
+    public void FreePosting(uint node, int life, ulong head)
     {
         if (!IsCurrent(node, life))
         {
@@ -196,23 +243,36 @@ internal sealed class AllocatorOracle
         }
 
         var facts = _nodes[node];
-        Record($"node {node} life {life} returns slab {slab}");
-        Check(facts.Held.Remove(slab), Invariant.NoDoubleAllocation,
-            $"node {node} (life {life}) returned slab {slab}, which it does not hold: the blade would free a slab that is not its own.");
-        facts.Returning.Add(slab);
-        _stats.SlabsReturned++;
-        if (_guards.Values.Any(g => g.References.ContainsKey(slab)))
+        uint span = facts.SpanOf.GetValueOrDefault(head, 1u);
+        Record($"node {node} life {life} returns slab {head} (span {span})");
+        foreach (ulong slab in Members(head, span))
         {
-            // The window safe reuse is about: a reference into a slab being freed.
-            _stats.GuardedFrees++;
+            Check(facts.Held.Remove(slab), Invariant.NoDoubleAllocation,
+                $"node {node} (life {life}) returned slab {slab}, which it does not hold: the blade would free a slab that is not its own.");
+            facts.Returning.Add(slab);
+            if (_guards.Values.Any(g => g.References.ContainsKey(slab)))
+            {
+                // The window safe reuse is about: a reference into a slab being freed.
+                _stats.GuardedFrees++;
+            }
         }
+
+        _stats.SlabsReturned++;
     }
 
-    public void FreePosted(uint node, int life, ulong slab)
+    public void FreePosted(uint node, int life, ulong head)
     {
         if (IsCurrent(node, life))
         {
-            _nodes[node].Returning.Remove(slab);
+            _nodes[node].Returning.ExceptWith(Members(head, _nodes[node].SpanOf.GetValueOrDefault(head, 1u)));
+        }
+    }
+
+    private static IEnumerable<ulong> Members(ulong head, uint span)
+    {
+        for (ulong slab = head; slab < head + Math.Max(1u, span); slab++)
+        {
+            yield return slab;
         }
     }
 
@@ -301,7 +361,6 @@ internal sealed class AllocatorOracle
     public void CheckNoPermanentLeak(BladeState state, string phase, bool allowOwnedByDeadNodes)
     {
         Check(state.IsConsistent, Invariant.NoPermanentLeak, $"{phase}: the blade's metadata is inconsistent: {string.Join("; ", state.Problems)}");
-        ulong capacity = state.Geometry.RingCapacity;
         foreach (var slab in state.Slabs)
         {
             switch (slab.State)
@@ -309,11 +368,14 @@ internal sealed class AllocatorOracle
                 case SlabState.Free:
                     break;
                 case SlabState.Ringed:
-                    var entry = state.Ring[(int)(slab.Generation % capacity)].Entry;
-                    bool inRing = slab.Generation >= state.Sequencer && entry.IsFor(slab.Generation)
-                        && entry.Kind == RingEntryKind.Slab && entry.SlabIndex == slab.Index;
+                    // A span's head is in its ring's entry; its other base slabs follow the head (the scan checked they agree).
+                    ulong head = slab.Index - slab.SpanHeadDistance;
+                    var ring = state.Rings[SlabRings.SpanClassOf(slab.Generation)];
+                    var entry = ring.Slots[(int)ring.Ring.SlotOf(slab.Generation)].Entry;
+                    bool inRing = slab.Generation >= ring.Sequencer && entry.IsFor(slab.Generation)
+                        && entry.Kind == RingEntryKind.Slab && entry.SlabIndex == head;
                     Check(inRing, Invariant.NoPermanentLeak,
-                        $"{phase}: slab {slab.Index} is Ringed under ticket {slab.Generation}, but the sequencer is at {state.Sequencer}: " +
+                        $"{phase}: slab {slab.Index} is Ringed under ticket {slab.Generation}, but its ring's sequencer is at {ring.Sequencer}: " +
                         "the ticket was taken and never acknowledged, and the slab is neither in the ring nor free.");
                     break;
                 case SlabState.Owned:
@@ -358,6 +420,7 @@ internal sealed class AllocatorOracle
         public readonly HashSet<ulong> Acquiring = [];
         public readonly HashSet<ulong> Returning = [];
         public readonly HashSet<ulong> Uncertain = [];
+        public readonly Dictionary<ulong, uint> SpanOf = [];
     }
 
     private sealed class GuardFacts(uint node)

@@ -21,6 +21,9 @@ internal sealed record ClusterScenario
     /// </summary>
     public IReadOnlyList<uint> RingCapacities { get; init; } = [4];
 
+    /// <summary>Largest slab in base slabs (1: no span rings). Above 1, slab tasks acquire every span class, Coyote choosing which.</summary>
+    public uint MaxSlabSpan { get; init; } = 1;
+
     /// <summary>Agent passes without a heartbeat before a node's lease expires and the blade fences it.</summary>
     public uint NodeLeaseTicks { get; init; } = 12;
 

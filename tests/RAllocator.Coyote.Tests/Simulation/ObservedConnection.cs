@@ -83,10 +83,10 @@ internal sealed class ObservedConnection : IFabricConnection
     private async ValueTask PostAsync(IReadOnlyList<FabricBatchOperation> operations, bool signaled, CancellationToken cancellationToken)
     {
         _beforeVerb();
-        var (kind, slab) = Classify(operations);
+        var (kind, slab, span) = Classify(operations);
         if (kind == BatchKind.Acknowledgement)
         {
-            _oracle.AcknowledgementPosting(_node, _life, slab);
+            _oracle.AcknowledgementPosting(_node, _life, slab, span);
         }
         else if (kind == BatchKind.Free)
         {
@@ -110,7 +110,7 @@ internal sealed class ObservedConnection : IFabricConnection
 
         if (kind == BatchKind.Acknowledgement)
         {
-            _oracle.AcknowledgementPosted(_node, _life, slab);
+            _oracle.AcknowledgementPosted(_node, _life, slab, span);
             _afterAcknowledgement();
         }
         else if (kind == BatchKind.Free)
@@ -119,21 +119,24 @@ internal sealed class ObservedConnection : IFabricConnection
         }
     }
 
-    private (BatchKind Kind, ulong Slab) Classify(IReadOnlyList<FabricBatchOperation> operations)
+    /// <summary>What a batch does; an acknowledgement's span comes from its ticket (each span class's ring has its own ticket space).</summary>
+    private (BatchKind Kind, ulong Slab, uint Span) Classify(IReadOnlyList<FabricBatchOperation> operations)
     {
         if (operations.Count == 0 || operations[0].Verb != FabricVerb.Write || operations[0].Source.Length < 8)
         {
-            return (BatchKind.Other, 0);
+            return (BatchKind.Other, 0, 0);
         }
 
         long offset = operations[0].RemoteOffset;
-        ulong slab = SequencedSlabWord.Unpack(BinaryPrimitives.ReadUInt64LittleEndian(operations[0].Source.Span)).SlabIndex;
-        if (offset >= _ackArea.Start && offset < _ackArea.End)
+        var source = operations[0].Source.Span;
+        ulong slab = SequencedSlabWord.Unpack(BinaryPrimitives.ReadUInt64LittleEndian(source)).SlabIndex;
+        if (offset >= _ackArea.Start && offset < _ackArea.End && source.Length >= AckRecord.SizeBytes)
         {
-            return (BatchKind.Acknowledgement, slab);
+            ulong ticket = BinaryPrimitives.ReadUInt64LittleEndian(source[8..]);
+            return (BatchKind.Acknowledgement, slab, 1u << SlabRings.SpanClassOf(ticket));
         }
 
-        return offset >= _freeArea.Start && offset < _freeArea.End ? (BatchKind.Free, slab) : (BatchKind.Other, 0);
+        return offset >= _freeArea.Start && offset < _freeArea.End ? (BatchKind.Free, slab, 0u) : (BatchKind.Other, 0UL, 0u);
     }
 
     private enum BatchKind

@@ -49,6 +49,15 @@ internal static class Scenarios
         NodeLeaseTicks = 64,
     };
 
+    /// <summary>
+    /// Slabs of 1, 2 and 4 base slabs: slab tasks take every size (Coyote chooses), so spans are coalesced from
+    /// base slabs that objects and other spans were just using, and released back into base slabs.
+    /// </summary>
+    public static ClusterScenario Spans { get; } = new() { MaxSlabSpan = 4, OperationsPerTask = 4 };
+
+    /// <summary><see cref="Crashes"/> with spans: nodes and the blade crash in the middle of span acquisitions and returns.</summary>
+    public static ClusterScenario SpanCrashes { get; } = Crashes with { MaxSlabSpan = 4 };
+
     /// <summary>8 slabs of 64 KiB after the 24 KiB of metadata.</summary>
     private const long SmallBlade = (24 + (8 * 64)) * 1024;
 }

@@ -62,6 +62,8 @@ internal sealed class SimulatedCluster
             AckSlotsPerNode = 4,
             FreeSlotsPerNode = 4,
             NodeLeaseTicks = scenario.NodeLeaseTicks,
+            MaxSlabSpan = scenario.MaxSlabSpan,
+            SpanRingCapacity = 1,
         };
 
         // A freshly formatted image, formatted once per geometry: opening a copy is a fraction of the cost of a format.
@@ -185,6 +187,11 @@ internal sealed class SimulatedCluster
                 _agentInPass = false;
             }
 
+            if (!failed)
+            {
+                Oracle.CheckOffersHoldNothingHeld(OfferedSlabs());
+            }
+
             if (crashThisPass || failed)
             {
                 _bladeCrashesLeft--;
@@ -199,6 +206,28 @@ internal sealed class SimulatedCluster
         }
 
         AgentStopped = true;
+    }
+
+    /// <summary>
+    /// Every slab the rings offer: entries for tickets nobody has taken yet (at or above the ring's sequencer and
+    /// below its fill mark). Read straight from the NVM, so no scheduling point.
+    /// </summary>
+    private IEnumerable<(ulong Head, uint Span, ulong Ticket)> OfferedSlabs()
+    {
+        var region = Blade.Image.Region;
+        foreach (var ring in Blade.Image.Geometry.Rings.All)
+        {
+            ulong sequencer = region.LoadUInt64(ring.SequencerOffset);
+            ulong filled = region.LoadUInt64(ring.FillMarkOffset);
+            for (ulong ticket = sequencer; ticket < filled && ticket < sequencer + ring.Capacity; ticket++)
+            {
+                var entry = RingEntryWord.Unpack(region.LoadUInt64(ring.EntryOffset(ticket)));
+                if (entry.IsFor(ticket) && entry.Kind == RingEntryKind.Slab)
+                {
+                    yield return (entry.SlabIndex, ring.Span, ticket);
+                }
+            }
+        }
     }
 
     /// <summary>Agent passes completed in the main phase.</summary>

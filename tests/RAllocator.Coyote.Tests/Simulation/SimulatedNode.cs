@@ -198,7 +198,7 @@ internal sealed class SimulatedNode
         var client = await BladeClient.ConnectAsync(connection, Id, _cluster.ProtocolOptions);
         client.Faults = _cluster.Scenario.ClientFaults;
         var heap = await WorkingNodeHeap.OpenAsync([client], _cluster.HeapOptions);
-        var recovered = heap.Recoveries[0].OwnedSlabs.Select(s => s.SlabIndex).ToArray();
+        var recovered = heap.Recoveries[0].OwnedSlabs.ToDictionary(s => s.SlabIndex, s => s.Span);
         Oracle.NodeOpened(Id, life, recovered, bladeLife, stillAlive: IsCurrent(life));
         _heap = heap;
         return heap;
@@ -259,7 +259,7 @@ internal sealed class SimulatedNode
                 OwnedSlab slab;
                 try
                 {
-                    slab = await client.AcquireSlabAsync();
+                    slab = await client.AcquireSlabAsync(client.Rings.Count > 1 ? Random.NextInteger(client.Rings.Count) : 0);
                 }
                 catch (BladeOutOfMemoryException)
                 {
