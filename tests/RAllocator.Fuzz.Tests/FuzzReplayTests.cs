@@ -94,13 +94,18 @@ public sealed class FuzzReplayTests
             .Message.ShouldContain("010203");
     }
 
-    [Fact]
-    public void TheImageSeedIsAValidFormattedBlade()
+    [Theory]
+    [InlineData("formatted-1-slab.img", 1)]
+    [InlineData("formatted-spans.img", 2)]
+    public void TheImageSeedsAreValidFormattedBlades(string seed, int rings)
     {
-        // Keeps the seed meaningful: a corpus of garbage would only ever test the magic check.
-        byte[] seedImage = File.ReadAllBytes(Path.Combine(CorpusDirectory("image"), "formatted-1-slab.img"));
+        // Keeps the seeds meaningful: a corpus of garbage would only ever test the magic check. The second has a span
+        // ring, so the fuzzer reaches the span checks of the scan.
+        byte[] seedImage = File.ReadAllBytes(Path.Combine(CorpusDirectory("image"), seed));
         using var region = SimulatedNvm.FromDurableImage(seedImage);
-        BladeImage.Open(region, BladeOpenMode.ReadOnly).Scan().IsConsistent.ShouldBeTrue();
+        var state = BladeImage.Open(region, BladeOpenMode.ReadOnly).Scan();
+        state.IsConsistent.ShouldBeTrue();
+        state.Rings.Count.ShouldBe(rings);
     }
 
     [Fact]
@@ -116,6 +121,11 @@ public sealed class FuzzReplayTests
             new BladeFormatOptions { MaxNodes = 1, RingCapacity = 1, AckSlotsPerNode = 2, FreeSlotsPerNode = 2 }, bladeUid: 42);
         Directory.CreateDirectory(CorpusDirectory("image"));
         File.WriteAllBytes(Path.Combine(CorpusDirectory("image"), "formatted-1-slab.img"), region.DurableImageCopy());
+        using var spans = new SimulatedNvm(160 * 1024);
+        var image = BladeImage.Format(spans, BladeGeometry.MinSlabSizeBytes,
+            new BladeFormatOptions { MaxNodes = 1, RingCapacity = 1, AckSlotsPerNode = 2, FreeSlotsPerNode = 2, MaxSlabSpan = 2, SpanRingCapacity = 1 }, bladeUid: 43);
+        image.MarkRinged(0, SlabRings.FirstTicketOf(1), spanClass: 1);
+        File.WriteAllBytes(Path.Combine(CorpusDirectory("image"), "formatted-spans.img"), spans.DurableImageCopy());
         Directory.CreateDirectory(CorpusDirectory("areas"));
         foreach (var (name, bytes) in FuzzTargets.AreasSeeds())
         {
