@@ -304,6 +304,12 @@ public sealed partial class BladeAgent
             }
 
             ulong? slab = ring.SpanClass == 0 ? TakeLeastWornFreeSlab(plan.Count) : TakeFreeRun(ring, runs ??= FreeRunsLeastWornFirst(ring));
+            if (slab is null && ring.SpanClass > 0)
+            {
+                // Nothing to coalesce: skip the scan in later passes until a base slab is freed.
+                _noRunSinceFreeSetVersion[ring.SpanClass] = _freeSetVersion;
+            }
+
             if (slab is not null)
             {
                 plan.Add((ticket, slab));
@@ -392,6 +398,12 @@ public sealed partial class BladeAgent
     private Queue<ulong> FreeRunsLeastWornFirst(SlabRing ring)
     {
         var runs = new List<(ulong Wear, ulong Head)>();
+        if (_noRunSinceFreeSetVersion[ring.SpanClass] == _freeSetVersion || (ulong)_free.Count < ring.Span)
+        {
+            // The scan is proportional to the slab count, and a full blade would repeat it every pass for nothing.
+            return new Queue<ulong>();
+        }
+
         ulong span = ring.Span;
         for (ulong head = 0; head + span <= _geometry.SlabCount; head += span)
         {
@@ -502,6 +514,7 @@ public sealed partial class BladeAgent
     /// <summary>Puts a base slab in the free set under <paramref name="key"/> (its wear, or its release order for the FIFO baseline).</summary>
     private void AddFree(ulong slab, ulong key)
     {
+        _freeSetVersion++;
         _freeKey[slab] = key;
         _free.Add((key, slab));
     }

@@ -34,6 +34,10 @@ public sealed partial class BladeAgent
     private readonly bool[] _isTail;
     private readonly ulong[] _freeKey;
     private readonly ulong[] _filledThrough;
+
+    // Per span ring: the free-set version at which coalescing last found no free run (-1: never).
+    private readonly long[] _noRunSinceFreeSetVersion;
+    private long _freeSetVersion;
     private ulong _globalEpoch;
     private BladeAgentStats _stats;
 
@@ -73,6 +77,7 @@ public sealed partial class BladeAgent
         _freeKey = new ulong[slabCount];
         _rings = _geometry.Rings;
         _filledThrough = new ulong[_rings.Count];
+        _noRunSinceFreeSetVersion = Enumerable.Repeat(-1L, _rings.Count).ToArray();
         foreach (var slab in state.Slabs)
         {
             _states[slab.Index] = slab.State;
