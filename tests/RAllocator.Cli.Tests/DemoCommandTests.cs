@@ -13,6 +13,8 @@ public sealed class DemoCommandTests
         run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
         run.Out.ShouldContain("round trips = 2 per slab");
         run.Out.ShouldContain("Blade handler calls during all these acquisitions: 0");
+        run.Out.ShouldContain("takes a slab of 4 contiguous base slabs");
+        run.Out.ShouldContain("1 FETCH_AND_ADD on that span ring's sequencer + 1 READ, 2 round trips");
         run.Out.ShouldContain("reclaimed only after both nodes had published");
         run.Out.ShouldContain("exactly the slabs it owned");
         run.Out.ShouldContain("still holds \"hello from node 2\"");

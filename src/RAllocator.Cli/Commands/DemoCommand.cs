@@ -27,6 +27,8 @@ internal static class DemoCommand
     private const long RegionBytes = 64L << 20;
     private const ulong SlabBytes = 1UL << 20;
     private const uint RingEntries = 16;
+    private const uint MaxSpan = 4;
+    private const int LargeObjectBytes = 3 << 20;
     private const int MaxReclaimRounds = 10;
 
     public static Command Create(CliContext cli)
@@ -72,10 +74,12 @@ internal static class DemoCommand
             o.WriteLine();
 
             // 1. Format.
-            var blade = EmbeddedBlade.Format(0, region, SlabBytes, new BladeFormatOptions { MaxNodes = 4, RingCapacity = RingEntries });
+            var blade = EmbeddedBlade.Format(0, region, SlabBytes,
+                new BladeFormatOptions { MaxNodes = 4, RingCapacity = RingEntries, MaxSlabSpan = MaxSpan, SpanRingCapacity = 1 });
             var g = blade.Image.Geometry;
             o.WriteLine($"1. Formatted {file} as a blade: {ByteSize.Format(g.RegionSizeBytes)}, {g.SlabCount} slabs of {ByteSize.Format(g.SlabSizeBytes)}, "
                 + $"a ring of {g.RingCapacity} entries, {ByteSize.Format(g.MetadataBytes)} of metadata, slab 0 at offset {g.DataOffset}.");
+            o.WriteLine($"   Larger slabs of 2 and {MaxSpan} contiguous base slabs come from one span ring each ({g.SpanRingCapacity} entry per ring).");
             o.WriteLine($"   NVM backend: {FormatCommand.DescribeBackend(region)}.");
 
             // 2. The agent fills the ring, then stays out of the way.
@@ -96,6 +100,7 @@ internal static class DemoCommand
             long callsBefore = blade.Agent.HandlerCalls;
             var objects1 = await AllocateAsync(o, node1, 1, [(64, 20_000), (1024, 300), (16 * 1024, 40)], cancellationToken).ConfigureAwait(false);
             var objects2 = await AllocateAsync(o, node2, 2, [(256, 5_000), (100 * 1024, 10)], cancellationToken).ConfigureAwait(false);
+            await AllocateLargeAsync(o, node1, cancellationToken).ConfigureAwait(false);
             long criticalCalls = blade.Agent.HandlerCalls - callsBefore;
             o.WriteLine($"   Blade handler calls during all these acquisitions: {criticalCalls} (CPU bypass: the agent was paused, the ring was filled beforehand).");
 
@@ -240,6 +245,23 @@ internal static class DemoCommand
             + $"{cost.UnsignaledPosts} writes posted without waiting: announce, claim, acknowledgement and slab header per slab).");
         o.WriteLine($"     -> the other {workload.Sum(w => w.Count) - slabs} allocations touched no network at all.");
         return objects;
+    }
+
+    /// <summary>One object larger than a base slab: it needs a span, which the blade coalesced before anyone asked.</summary>
+    private static async Task AllocateLargeAsync(TextWriter o, WorkingNodeHeap heap, CancellationToken cancellationToken)
+    {
+        var start = heap.Blades[0].Counters.Snapshot();
+        var spansBefore = heap.GetStatistics().SlabsBySpanClass!;
+        var slabsBefore = heap.OwnedSlabIndexes(0);
+        var ptr = await heap.AllocateAsync(LargeObjectBytes, cancellationToken).ConfigureAwait(false);
+        var cost = heap.Blades[0].Counters.Snapshot().Since(start);
+        var spansAfter = heap.GetStatistics().SlabsBySpanClass!;
+        int spanClass = Enumerable.Range(0, spansAfter.Count).First(c => spansAfter[c] > spansBefore[c]);
+        ulong head = heap.OwnedSlabIndexes(0).Except(slabsBefore).Single();
+        ulong span = 1UL << spanClass;
+        o.WriteLine($"   Node 1: 1 x {ByteSize.Format((ulong)LargeObjectBytes)} at {ptr}: more than a base slab, so it takes a slab of {span} contiguous base slabs "
+            + $"(slabs {head} to {head + span - 1}), which the blade coalesced from free neighbours before anyone asked: "
+            + $"{cost.FetchAdds} FETCH_AND_ADD on that span ring's sequencer + {cost.Reads} READ, {cost.RoundTrips} round trips, as for any slab.");
     }
 
     private static ulong Ready(BladeState state) => state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0;
