@@ -6,7 +6,7 @@ namespace RAllocator.Fuzz;
 
 public static partial class FuzzTargets
 {
-    /// <summary>Commands the "cli" target runs; the others (demo, bench, serve, ycsb) are parsed only.</summary>
+    /// <summary>Commands the "cli" target runs; the others (demo, bench, serve, coordinator, ycsb) are parsed only.</summary>
     private static readonly HashSet<string> s_runnable = ["format", "inspect", "check"];
 
     private const ulong MaxFormatBytes = 64UL << 20;
@@ -16,8 +16,8 @@ public static partial class FuzzTargets
     /// against a fresh temp directory holding a valid image <c>blade.img</c>. Every argument that could name a
     /// file is mapped into that directory, so nothing outside it is touched. The promise: an exit code of 0, 1
     /// or 2, an "error:" line on stderr for 1 and 2, no exception out of <c>Program.RunAsync</c>, and an
-    /// unchanged image after <c>inspect</c> and <c>check</c>. Commands that run for long (serve, bench, demo,
-    /// ycsb) are parsed, not run: parsing must not throw either.
+    /// unchanged image after <c>inspect</c> and <c>check</c>. Commands that run for long (serve, coordinator,
+    /// bench, demo, ycsb) are parsed, not run: parsing must not throw either.
     /// </summary>
     public static void RunCommandLine(byte[] input)
     {
@@ -88,7 +88,7 @@ public static partial class FuzzTargets
             return token;
         }
 
-        if (s_runnable.Contains(token) || token is "demo" or "bench" or "serve" or "ycsb")
+        if (s_runnable.Contains(token) || token is "demo" or "bench" or "serve" or "coordinator" or "ycsb")
         {
             return token;
         }

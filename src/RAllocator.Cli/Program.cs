@@ -6,7 +6,8 @@ using RAllocator.Cli.Commands;
 namespace RAllocator.Cli;
 
 /// <summary>
-/// The <c>rallocator</c> command line: <c>format</c>, <c>inspect</c>, <c>check</c>, <c>demo</c> and <c>bench</c>.
+/// The <c>rallocator</c> command line: <c>format</c>, <c>inspect</c>, <c>check</c>, <c>demo</c>, <c>bench</c>,
+/// <c>serve</c>, <c>coordinator</c> and <c>ycsb</c>.
 /// Exit codes are <see cref="ExitCodes"/>: 0 ok, 1 the command failed, 2 the command line is wrong.
 /// </summary>
 public static class Program
@@ -94,7 +95,7 @@ public static class Program
     internal static RootCommand BuildRootCommand(CliContext cli)
     {
         var root = new RootCommand(
-            "rallocator: format, inspect and check RAllocator blade images, run the in-process demo, and benchmark the allocator.")
+            "rallocator: format, inspect and check RAllocator blade images, serve them, coordinate placement across blades, run the in-process demo, and benchmark the allocator.")
         {
             cli.Verbose,
         };
@@ -110,6 +111,7 @@ public static class Program
         root.Subcommands.Add(DemoCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         root.Subcommands.Add(ServeCommand.Create(cli));
+        root.Subcommands.Add(CoordinatorCommand.Create(cli));
         root.Subcommands.Add(YcsbCommand.Create(cli));
         return root;
     }

@@ -42,6 +42,19 @@ public sealed class CoordinatedPlacement : IPlacementPolicy
         }
     }
 
+    /// <summary>
+    /// Installs <paramref name="hints"/> whatever their version: they come from a new coordinator (a restarted one
+    /// counts versions from 1 again), and the versions of the old one say nothing about them.
+    /// </summary>
+    public void Reset(PlacementHints hints)
+    {
+        ArgumentNullException.ThrowIfNull(hints);
+        lock (_gate)
+        {
+            Volatile.Write(ref _hints, hints);
+        }
+    }
+
     /// <inheritdoc />
     public IEnumerable<int> Order(IReadOnlyList<BladeClient> blades, int sizeClass)
     {

@@ -33,6 +33,12 @@ public sealed record BladeServerOptions
     /// </summary>
     public bool FenceOnLeaseExpiry { get; init; }
 
+    /// <summary>
+    /// How many read-only observers (placement coordinators, monitors) may be connected at once (default 16). They
+    /// take no node slot, but each holds a socket and, on UCX, a read key.
+    /// </summary>
+    public int MaxObservers { get; init; } = 16;
+
     /// <summary>Receives one line per event (connections, refusals, utilization, shutdown). Null: silent.</summary>
     public Action<string>? Log { get; init; }
 }
@@ -71,6 +77,7 @@ public sealed class BladeServer : IAsyncDisposable
     private readonly Dictionary<FabricKind, IBladeFabricExport> _exports;
     private readonly TcpListener _listener;
     private readonly Dictionary<uint, Session> _sessions = [];
+    private readonly HashSet<Session> _observers = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _agentRun;
     private readonly Task _acceptLoop;
@@ -80,6 +87,7 @@ public sealed class BladeServer : IAsyncDisposable
     private volatile BladeUtilization _utilization;
     private Exception? _agentFailure;
     private int _stopped;
+    private long _handshakesAnswered;
 
     private BladeServer(MappedFileNvm region, BladeImage image, BladeAgent agent, TcpListener listener, BladeServerOptions options, Dictionary<FabricKind, IBladeFabricExport> exports)
     {
@@ -137,6 +145,24 @@ public sealed class BladeServer : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Read-only observers with a live session (they are not in <see cref="ConnectedNodes"/>).</summary>
+    public int ConnectedObservers
+    {
+        get
+        {
+            lock (_sessions)
+            {
+                return _observers.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Handshakes this server has answered (accepted, refused or malformed): the only requests its CPU serves for
+    /// nodes and observers. After a peer's handshake, its verbs never show up here.
+    /// </summary>
+    public long HandshakesAnswered => Interlocked.Read(ref _handshakesAnswered);
 
     /// <summary>
     /// Binds the listener, then opens and recovers the image at <paramref name="imagePath"/> and starts the agent.
@@ -236,7 +262,7 @@ public sealed class BladeServer : IAsyncDisposable
         Session[] sessions;
         lock (_sessions)
         {
-            sessions = [.. _sessions.Values];
+            sessions = [.. _sessions.Values, .. _observers];
         }
 
         foreach (var session in sessions)
@@ -373,17 +399,19 @@ public sealed class BladeServer : IAsyncDisposable
                 return;
             }
 
-            var (status, message) = Admit(request, peer, stream, client, out session);
+            var (status, message) = request.IsObserver ? AdmitObserver(request, peer, client, out session) : Admit(request, peer, client, out session);
             if (status != HandshakeStatus.Accepted)
             {
-                Log($"refused node {request.NodeId} ('{request.NodeName}', {peer}): {message}");
+                Log($"refused {(request.IsObserver ? "observer" : $"node {request.NodeId}")} ('{request.NodeName}', {peer}): {message}");
                 await RefuseAsync(stream, status, message).ConfigureAwait(false);
                 return;
             }
 
             var accepted = new HandshakeResponse(HandshakeStatus.Accepted, "welcome", Environment.ProcessId, _region.Length, session!.Access.WritableRanges, session.Grant.Payload);
+            // Counted before the answer leaves, so a peer that has its answer always finds it counted.
+            Interlocked.Increment(ref _handshakesAnswered);
             await HandshakeCodec.WriteFrameAsync(stream, HandshakeCodec.Encode(accepted), _stopping.Token).ConfigureAwait(false);
-            Log($"node {request.NodeId} ('{request.NodeName}', {peer}) connected over {request.Fabric}");
+            Log($"{session.Name} ('{request.NodeName}', {peer}) connected over {request.Fabric}{(request.IsObserver ? ", read-only" : "")}");
 
             // The session lasts until the node closes it (or dies: the kernel closes its socket) or the blade fences it.
             var buffer = new byte[1];
@@ -413,7 +441,7 @@ public sealed class BladeServer : IAsyncDisposable
         }
     }
 
-    private (HandshakeStatus Status, string Message) Admit(HandshakeRequest request, string peer, NetworkStream stream, TcpClient client, out Session? session)
+    private (HandshakeStatus Status, string Message) Admit(HandshakeRequest request, string peer, TcpClient client, out Session? session)
     {
         session = null;
         if (!_options.Token.Matches(request.Token.Span))
@@ -463,8 +491,57 @@ public sealed class BladeServer : IAsyncDisposable
         return (HandshakeStatus.Accepted, string.Empty);
     }
 
-    private static async Task RefuseAsync(NetworkStream stream, HandshakeStatus status, string message)
+    /// <summary>
+    /// An observer gets a read-only grant and nothing else: no node id, no registration in the image, no lease, so
+    /// any number of coordinators can come and go without touching what nodes own or the slots they need.
+    /// </summary>
+    private (HandshakeStatus Status, string Message) AdmitObserver(HandshakeRequest request, string peer, TcpClient client, out Session? session)
     {
+        session = null;
+        if (!_options.Token.Matches(request.Token.Span))
+        {
+            return (HandshakeStatus.BadToken, "the access token does not match this blade's (check --token-file on both sides)");
+        }
+
+        if (!_exports.TryGetValue(request.Fabric, out var export))
+        {
+            return (HandshakeStatus.FabricNotOffered, $"this blade does not offer the {request.Fabric} fabric (offered: {string.Join(", ", _exports.Keys)})");
+        }
+
+        lock (_sessions)
+        {
+            if (_stopping.IsCancellationRequested)
+            {
+                return (HandshakeStatus.FabricSetupFailed, "the blade is shutting down");
+            }
+
+            if (_observers.Count >= _options.MaxObservers)
+            {
+                return (HandshakeStatus.TooManyObservers, $"this blade already serves {_observers.Count} observer(s), its limit; stop one or raise BladeServerOptions.MaxObservers");
+            }
+
+            FabricGrant grant;
+            try
+            {
+                grant = export.Grant(request.NodeId, FabricAccess.ReadOnly, request.FabricPayload);
+            }
+#pragma warning disable CA1031 // A fabric failing for one observer must refuse that observer, not stop the server.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                return (HandshakeStatus.FabricSetupFailed, $"{request.Fabric} set-up failed: {ex.Message}");
+            }
+
+            session = new Session(this, request.NodeId, peer, FabricAccess.ReadOnly, grant, client);
+            _observers.Add(session);
+        }
+
+        return (HandshakeStatus.Accepted, string.Empty);
+    }
+
+    private async Task RefuseAsync(NetworkStream stream, HandshakeStatus status, string message)
+    {
+        Interlocked.Increment(ref _handshakesAnswered);
         var refusal = new HandshakeResponse(status, message, Environment.ProcessId, 0, [], ReadOnlyMemory<byte>.Empty);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try
@@ -481,6 +558,10 @@ public sealed class BladeServer : IAsyncDisposable
     {
         private int _closed;
 
+        public bool IsObserver => nodeId == HandshakeCodec.ObserverNodeId;
+
+        public string Name => IsObserver ? "observer" : $"node {nodeId}";
+
         public string Peer { get; } = peer;
 
         public FabricAccess Access { get; } = access;
@@ -496,7 +577,11 @@ public sealed class BladeServer : IAsyncDisposable
 
             lock (server._sessions)
             {
-                if (server._sessions.TryGetValue(nodeId, out var current) && ReferenceEquals(current, this))
+                if (IsObserver)
+                {
+                    server._observers.Remove(this);
+                }
+                else if (server._sessions.TryGetValue(nodeId, out var current) && ReferenceEquals(current, this))
                 {
                     server._sessions.Remove(nodeId);
                 }
@@ -504,7 +589,7 @@ public sealed class BladeServer : IAsyncDisposable
 
             Grant.Revoke?.Dispose();
             client.Dispose();
-            server.Log($"node {nodeId} ({Peer}) disconnected: {reason}");
+            server.Log($"{Name} ({Peer}) disconnected: {reason}");
         }
     }
 }

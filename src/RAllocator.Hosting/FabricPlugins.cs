@@ -89,6 +89,9 @@ public sealed class SharedMemoryConnector : IFabricConnector
             throw new FabricException(FabricStatus.Unreachable, "shared-memory fabric: the blade sent an image path that is not UTF-8.");
         }
 
-        return SharedMemoryConnection.Open(path, bladeId, access, nodeName, response.RegionLength);
+        // Nothing writable (an observer): map the image PROT_READ, so a bug here cannot reach the blade's metadata.
+        return access.IsUnrestricted || access.WritableRanges.Count > 0
+            ? SharedMemoryConnection.Open(path, bladeId, access, nodeName, response.RegionLength)
+            : SharedMemoryConnection.OpenReadOnly(path, bladeId, nodeName, response.RegionLength);
     }
 }

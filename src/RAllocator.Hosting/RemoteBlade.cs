@@ -69,6 +69,29 @@ public static class RemoteBlade
         }
     }
 
+    /// <summary>
+    /// Connects a read-only observer (a placement coordinator, a monitor) to the blade server at
+    /// <paramref name="endpoint"/>: it takes no node id and no node slot, gets no registration, and may only READ
+    /// (over shared memory the image is mapped <c>PROT_READ</c>; WRITE, the atomics and PERSIST fail with
+    /// <see cref="FabricStatus.RemoteAccessError"/> whatever the blade sent). The connection fails every operation
+    /// with <see cref="FabricStatus.Unreachable"/> once the session ends; the session's end revokes nothing on the
+    /// blade but the observer's own read key.
+    /// </summary>
+    /// <exception cref="BladeRefusedException">The blade refused the observer (token, fabric, too many observers, or a blade server too old to know observers).</exception>
+    /// <exception cref="FabricException">The blade could not be reached within the retry time (status <see cref="FabricStatus.Unreachable"/>).</exception>
+    public static async Task<IFabricConnection> ConnectObserverAsync(BladeEndpoint endpoint, int bladeId, AccessToken token, IFabricConnector connector, RemoteBladeOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await ConnectAsync(endpoint, bladeId, HandshakeCodec.ObserverNodeId, token, connector, options, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BladeRefusedException ex) when (ex.Status == HandshakeStatus.NodeIdOutOfRange)
+        {
+            // Only a server that predates the observer role sees the reserved id as an ordinary, too large node id.
+            throw new BladeRefusedException(ex.Status, $"{ex.Message} (this blade server predates read-only observers: upgrade it to run a coordinator against it)");
+        }
+    }
+
     private static bool IsRetryable(Exception ex) =>
         ex is BladeRefusedException { Status: HandshakeStatus.NodeAlreadyConnected }
         || ex is FabricException { Status: FabricStatus.Unreachable, InnerException: SocketException or IOException or EndOfStreamException or OperationCanceledException };
@@ -78,6 +101,8 @@ public static class RemoteBlade
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.HandshakeTimeout);
         var client = new TcpClient { NoDelay = true };
+        bool observer = nodeId == HandshakeCodec.ObserverNodeId;
+        var who = observer ? "observer" : $"node {nodeId}";
         HandshakeResponse response;
         try
         {
@@ -115,13 +140,14 @@ public static class RemoteBlade
         if (response.Status != HandshakeStatus.Accepted)
         {
             client.Dispose();
-            throw new BladeRefusedException(response.Status, $"blade {endpoint} refused node {nodeId}: {response.Message}");
+            throw new BladeRefusedException(response.Status, $"blade {endpoint} refused {who}: {response.Message}");
         }
 
         try
         {
-            var access = new FabricAccess(response.WritableRanges);
-            var connection = connector.Connect(bladeId, response, access, $"node {nodeId}");
+            // An observer is read-only by its own choice too: whatever ranges a blade sends, it writes nowhere.
+            var access = observer ? FabricAccess.ReadOnly : new FabricAccess(response.WritableRanges);
+            var connection = connector.Connect(bladeId, response, access, who);
             return new BladeSessionConnection(connection, client, endpoint, response.BladeProcessId);
         }
         catch

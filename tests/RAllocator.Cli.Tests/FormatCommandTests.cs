@@ -131,6 +131,66 @@ public sealed class FormatCommandTests
         File.Exists(dir.File("blade.img")).ShouldBeFalse("the parameters are checked before the file is created");
     }
 
+    [Fact]
+    public async Task FormatWithMaxSpanAndSpanRingMakesOneRingPerSlabSize()
+    {
+        using var dir = new TempDirectory();
+        string image = dir.File("blade.img");
+
+        var run = await Cli.RunAsync("format", image, "--size", "64MiB", "--max-span", "8", "--span-ring", "3");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        run.Out.ShouldContain("1 to 8 base slabs (1 MiB to 8 MiB), 3 span rings of 3 entries");
+        var inspect = (await Cli.RunAsync("inspect", image, "--json")).Json();
+        inspect.GetProperty("geometry").GetProperty("max_slab_span").GetUInt32().ShouldBe(8u);
+        inspect.GetProperty("rings").EnumerateArray().Select(r => r.GetProperty("capacity").GetUInt32()).Skip(1).ShouldBe([3u, 3u, 3u]);
+        (await Cli.RunAsync("check", image)).ExitCode.ShouldBe(ExitCodes.Ok);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("3")]
+    [InlineData("12")]
+    [InlineData("128")]
+    [InlineData("-2")]
+    [InlineData("many")]
+    public async Task FormatWithAMaxSpanThatIsNotAPowerOfTwoUpTo64IsAUsageErrorNamingIt(string maxSpan)
+    {
+        using var dir = new TempDirectory();
+
+        var run = await Cli.RunAsync("format", dir.File("blade.img"), "--size", "64MiB", "--max-span", maxSpan);
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("--max-span");
+        File.Exists(dir.File("blade.img")).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task FormatWithAMaxSpanOfThreeSaysPowerOfTwo()
+    {
+        using var dir = new TempDirectory();
+
+        var run = await Cli.RunAsync("format", dir.File("blade.img"), "--size", "64MiB", "--max-span", "3");
+
+        run.Error.ShouldContain("--max-span 3 is invalid: it must be a power of two from 1 to 64");
+    }
+
+    [Theory]
+    [InlineData("--span-ring", "0", "--max-span", "4")]
+    [InlineData("--span-ring", "5000", "--max-span", "4")]
+    [InlineData("--span-ring", "8", "--max-span", "1")]
+    [InlineData("--span-ring", "8", "--max-nodes", "4")]
+    public async Task FormatWithASpanRingOutOfRangeOrWithoutSpansIsAUsageErrorNamingIt(string option, string value, string other, string otherValue)
+    {
+        using var dir = new TempDirectory();
+
+        var run = await Cli.RunAsync("format", dir.File("blade.img"), "--size", "64MiB", option, value, other, otherValue);
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("--span-ring");
+        File.Exists(dir.File("blade.img")).ShouldBeFalse();
+    }
+
     [Theory]
     [InlineData("--max-nodes", "0")]
     [InlineData("--max-nodes", "5000")]

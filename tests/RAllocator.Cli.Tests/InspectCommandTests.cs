@@ -11,7 +11,7 @@ public sealed class InspectCommandTests
 {
     private static readonly string[] s_topLevelKeys =
     [
-        "path", "nvm", "geometry", "superblock", "utilization", "owners", "nodes", "wear", "sequencer",
+        "path", "nvm", "geometry", "superblock", "utilization", "owners", "nodes", "wear", "rings", "sequencer",
         "filled_through_ticket", "ring_ready", "global_epoch", "pending_intent", "consistent", "problems",
     ];
 
@@ -77,6 +77,81 @@ public sealed class InspectCommandTests
         var text = await Cli.RunAsync("inspect", image);
         text.Out.ShouldContain("node 1:");
         text.Out.ShouldContain("published epoch");
+    }
+
+    [Fact]
+    public async Task InspectJsonShowsEveryRingWithItsSpanCapacitySequencerFillMarkAndFreeAlignedRuns()
+    {
+        using var dir = new TempDirectory();
+        string image = SpanImages.Fresh(dir);
+
+        var run = await Cli.RunAsync("inspect", image, "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        var json = run.Json();
+        long slabs = json.GetProperty("geometry").GetProperty("slab_count").GetInt64();
+        var rings = json.GetProperty("rings").EnumerateArray().ToArray();
+        rings.Select(r => r.GetProperty("span").GetUInt32()).ShouldBe([1u, 2u, 4u]);
+        rings.Select(r => r.GetProperty("slab_bytes").GetUInt64()).ShouldBe([1UL << 20, 2UL << 20, 4UL << 20]);
+        rings.Select(r => r.GetProperty("capacity").GetUInt32()).ShouldBe([8u, 2u, 2u]);
+        rings.Select(r => r.GetProperty("first_ticket").GetUInt64()).ShouldBe([0UL, 1UL << 36, 2UL << 36], "ring c counts its tickets from c x 2^36");
+        foreach (var ring in rings)
+        {
+            ring.GetProperty("sequencer").GetUInt64().ShouldBe(ring.GetProperty("first_ticket").GetUInt64());
+            ring.GetProperty("fill_mark").GetUInt64().ShouldBe(ring.GetProperty("first_ticket").GetUInt64());
+            ring.GetProperty("tickets_taken").GetUInt64().ShouldBe(0UL);
+            ring.GetProperty("waiting").GetUInt64().ShouldBe(0UL);
+        }
+
+        rings.Select(r => r.GetProperty("free_aligned_runs").GetInt64()).ShouldBe([slabs, slabs / 2, slabs / 4], "every base slab of a fresh image is free");
+        json.GetProperty("wear").GetProperty("max_over_mean").ValueKind.ShouldBe(JsonValueKind.Null, "nothing was handed out yet");
+        json.GetProperty("geometry").GetProperty("max_slab_span").GetUInt32().ShouldBe(4u);
+    }
+
+    [Fact]
+    public async Task InspectJsonListsOwnedSlabsWithTheirSpansWaitingEntriesWearAndUtilizationBySize()
+    {
+        using var dir = new TempDirectory();
+        string image = await SpanImages.UsedAsync(dir);
+
+        var run = await Cli.RunAsync("inspect", image, "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        var json = run.Json();
+        var owners = json.GetProperty("owners").EnumerateArray().ToDictionary(o => o.GetProperty("node").GetUInt32());
+        owners[1].GetProperty("owned_slabs").EnumerateArray().ShouldAllBe(s => s.GetProperty("span").GetUInt32() == 1u);
+        owners[2].GetProperty("owned_slabs").EnumerateArray().ShouldAllBe(s => s.GetProperty("span").GetUInt32() == 2u);
+        foreach (var owner in owners.Values)
+        {
+            var owned = owner.GetProperty("owned_slabs").EnumerateArray().ToArray();
+            owner.GetProperty("slabs").GetInt32().ShouldBe(owned.Length);
+            owner.GetProperty("base_slabs").GetInt64().ShouldBe(owned.Sum(s => (long)s.GetProperty("span").GetUInt32()));
+            owned.ShouldAllBe(s => s.GetProperty("index").GetUInt64() % s.GetProperty("span").GetUInt32() == 0, "spans are aligned to their size");
+            owned.ShouldAllBe(s => s.GetProperty("bytes").GetUInt64() == s.GetProperty("span").GetUInt32() * (1UL << 20));
+        }
+
+        var utilization = json.GetProperty("utilization");
+        utilization.GetProperty("owned").GetInt64().ShouldBe(owners.Values.Sum(o => o.GetProperty("base_slabs").GetInt64()), "utilization counts base slabs");
+        utilization.GetProperty("owned_by_span").EnumerateArray().Sum(c => c.GetProperty("slabs").GetInt64() * c.GetProperty("span").GetUInt32())
+            .ShouldBe(utilization.GetProperty("owned").GetInt64());
+        utilization.GetProperty("in_use_bytes").GetUInt64().ShouldBe((ulong)(utilization.GetProperty("slabs").GetInt64() - utilization.GetProperty("free").GetInt64()) << 20);
+
+        var rings = json.GetProperty("rings").EnumerateArray().ToArray();
+        rings.ShouldAllBe(r => r.GetProperty("waiting").GetUInt64() == r.GetProperty("capacity").GetUInt32() || r.GetProperty("free_aligned_runs").GetInt64() == 0,
+            "the last agent pass refilled every ring as far as free aligned runs allowed");
+        rings[2].GetProperty("free_aligned_runs").GetInt64().ShouldBe(0, "this image has no free run of 4 base slabs left");
+        rings[2].GetProperty("waiting").GetUInt64().ShouldBeLessThan(2UL);
+        rings[1].GetProperty("tickets_taken").GetUInt64().ShouldBeGreaterThan(0UL, "node 2 took slabs of 2 base slabs");
+        rings[2].GetProperty("tickets_taken").GetUInt64().ShouldBeGreaterThan(0UL, "node 3 took slabs of 4 base slabs");
+
+        var wear = json.GetProperty("wear");
+        wear.GetProperty("max_over_mean").GetDouble().ShouldBe(Math.Round(wear.GetProperty("max").GetUInt64() / wear.GetProperty("mean").GetDouble(), 3), 0.01);
+        json.GetProperty("consistent").GetBoolean().ShouldBeTrue();
+
+        var text = await Cli.RunAsync("inspect", image);
+        text.Out.ShouldContain("  span 2 ");
+        text.Out.ShouldContain("free aligned runs");
+        text.Out.ShouldContain("max/mean");
     }
 
     [Fact]

@@ -8,7 +8,7 @@ public sealed class ProgramTests
         var run = await Cli.RunAsync("--help");
 
         run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
-        foreach (string command in new[] { "format", "inspect", "check", "demo", "bench" })
+        foreach (string command in new[] { "format", "inspect", "check", "demo", "bench", "serve", "coordinator" })
         {
             run.Out.ShouldContain(command);
         }

@@ -29,11 +29,12 @@ internal sealed class ServedImage : IDisposable
 
     public string File(string name) => _directory.File(name);
 
-    public BladeServer Start(System.Net.IPEndPoint? listen = null, bool fence = false) => BladeServer.Start(ImagePath, new BladeServerOptions
+    public BladeServer Start(System.Net.IPEndPoint? listen = null, bool fence = false, int maxObservers = 16) => BladeServer.Start(ImagePath, new BladeServerOptions
     {
         Listen = listen ?? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
         Token = Token,
         FenceOnLeaseExpiry = fence,
+        MaxObservers = maxObservers,
         Log = Log.Enqueue,
     });
 

@@ -56,6 +56,67 @@ public sealed class HandshakeCodecTests
     }
 
     [Fact]
+    public void An_observer_request_round_trips_with_the_reserved_node_id_and_no_real_node_id_is_an_observer()
+    {
+        var request = HandshakeRequest.Observer(FabricKind.SharedMemory, "secret"u8.ToArray(), "rallocator coordinator", ReadOnlyMemory<byte>.Empty);
+        request.NodeId.ShouldBe(HandshakeCodec.ObserverNodeId);
+        var decoded = HandshakeCodec.DecodeRequest(HandshakeCodec.Encode(request).AsSpan(4));
+        decoded.IsObserver.ShouldBeTrue();
+        decoded.NodeName.ShouldBe("rallocator coordinator");
+        decoded.Fabric.ShouldBe(FabricKind.SharedMemory);
+
+        // The largest id a blade could ever serve is still a node, not an observer.
+        new HandshakeRequest(HandshakeCodec.ObserverNodeId - 1, FabricKind.Ucx, "t"u8.ToArray(), "n", default).IsObserver.ShouldBeFalse();
+        new HandshakeRequest(0, FabricKind.Ucx, "t"u8.ToArray(), "n", default).IsObserver.ShouldBeFalse();
+    }
+
+    [Fact]
+    public void The_too_many_observers_refusal_round_trips_and_an_unknown_status_is_a_typed_error()
+    {
+        var refusal = new HandshakeResponse(HandshakeStatus.TooManyObservers, "limit reached", 7, 0, [], default);
+        var body = HandshakeCodec.Encode(refusal).AsSpan(4).ToArray();
+        var decoded = HandshakeCodec.DecodeResponse(body);
+        decoded.Status.ShouldBe(HandshakeStatus.TooManyObservers);
+        decoded.Message.ShouldBe("limit reached");
+
+        body[6] = 200; // magic (4) + version (2): the status byte
+        Should.Throw<HandshakeFormatException>(() => HandshakeCodec.DecodeResponse(body)).Message.ShouldContain("unknown status 200");
+    }
+
+    [Fact]
+    public void Every_truncation_and_random_corruption_of_an_observer_request_gives_a_typed_error_or_a_well_formed_request()
+    {
+        var encoded = HandshakeCodec.Encode(HandshakeRequest.Observer(FabricKind.Ucx, "secret"u8.ToArray(), "coordinator", new byte[] { 1, 2 }));
+        var body = encoded.AsSpan(4).ToArray();
+        for (var length = 0; length < body.Length; length++)
+        {
+            Should.Throw<HandshakeFormatException>(() => HandshakeCodec.DecodeRequest(body.AsSpan(0, length)));
+        }
+
+        Should.Throw<HandshakeFormatException>(() => HandshakeCodec.DecodeRequest([.. body, 0])).Message.ShouldContain("unexpected bytes");
+
+        var random = new Random(4242);
+        var typedErrors = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var mutated = (byte[])body.Clone();
+            mutated[random.Next(mutated.Length)] = (byte)random.Next(256);
+            try
+            {
+                var request = HandshakeCodec.DecodeRequest(mutated);
+                request.Token.Length.ShouldBeLessThanOrEqualTo(HandshakeCodec.MaxTokenBytes);
+                Enum.IsDefined(request.Fabric).ShouldBeTrue();
+            }
+            catch (HandshakeFormatException)
+            {
+                typedErrors++;
+            }
+        }
+
+        typedErrors.ShouldBeGreaterThan(0);
+    }
+
+    [Fact]
     public void A_range_outside_the_region_is_rejected()
     {
         var encoded = HandshakeCodec.Encode(new HandshakeResponse(HandshakeStatus.Accepted, "", 1, 4096, [new FabricRange(4000, 200)], default));

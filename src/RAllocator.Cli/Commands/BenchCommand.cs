@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Numerics;
 using System.Text.Json;
 using RAllocator.Blade;
 using RAllocator.Cli.Reporting;
@@ -107,11 +108,15 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "simulated",
         };
         nvm.OneOf("simulated", "file");
+        var slabSizing = SlabSizingChoice.CreateOption();
+        var maxSpan = FormatCommand.MaxSpanOption(
+            "Largest slab of the bench blade, in base slabs: a power of two from 1 to 64. Default: what --slab-sizing needs "
+            + $"(fixed: 1, fixed:N: N, adaptive: {SlabSizingChoice.AdaptiveDefaultMaxSpan}).");
         var json = new Option<bool>("--json") { Description = "Print exactly one JSON object (snake_case keys) on stdout." };
 
         var command = new Command("bench", "Measure object allocate/free latency, slab acquisitions, round trips per slab and blade calls on the critical path.")
         {
-            fabric, size, ops, threads, slabSize, nvm, json, blades, tokenFile, nodeId, acquisitions, ucxTls,
+            fabric, size, ops, threads, slabSize, nvm, slabSizing, maxSpan, json, blades, tokenFile, nodeId, acquisitions, ucxTls,
         };
         command.Validators.Add(result =>
         {
@@ -128,7 +133,11 @@ internal static class BenchCommand
                 parseResult.GetValue(ops),
                 parseResult.GetValue(threads),
                 parseResult.GetValue(slabSize),
-                parseResult.GetValue(nvm)!),
+                parseResult.GetValue(nvm)!)
+            {
+                SlabSizing = ResolveSlabSizing(parseResult, slabSizing, maxSpan, out uint spanLimit),
+                MaxSpan = spanLimit,
+            },
             parseResult.GetValue(json),
             cancellationToken) : RunRemoteAsync(
             cli,
@@ -142,10 +151,52 @@ internal static class BenchCommand
                 parseResult.GetValue(tokenFile),
                 parseResult.GetValue(nodeId),
                 parseResult.GetValue(acquisitions),
-                parseResult.GetValue(ucxTls)),
+                parseResult.GetValue(ucxTls))
+            {
+                SlabSizing = ResolveRemoteSlabSizing(parseResult, slabSizing, maxSpan, blades, out uint remoteSpanLimit),
+                MaxSpan = remoteSpanLimit,
+            },
             parseResult.GetValue(json),
             cancellationToken));
         return command;
+    }
+
+    /// <summary>
+    /// The <c>--slab-sizing</c> choice and the maximum span of the blade bench formats: <c>--max-span</c> when given,
+    /// else what the choice needs; a fixed span above the maximum is a usage error naming both options.
+    /// </summary>
+    private static SlabSizingChoice ResolveSlabSizing(ParseResult parseResult, Option<string> slabSizing, Option<uint> maxSpan, out uint spanLimit)
+    {
+        SlabSizingChoice.TryParse(parseResult.GetValue(slabSizing) ?? "fixed", out var choice, out _);
+        bool explicitMaxSpan = parseResult.GetResult(maxSpan) is { Tokens.Count: > 0 };
+        spanLimit = explicitMaxSpan ? parseResult.GetValue(maxSpan) : choice.DefaultMaxSpan;
+        if (choice.FixedSpan is { } span && span > spanLimit)
+        {
+            throw new CliUsageException($"--slab-sizing {choice.Name} needs --max-span {span} or more: the blade must serve slabs of {span} base slabs (--max-span is {spanLimit}).");
+        }
+
+        return choice;
+    }
+
+    /// <summary>
+    /// As <see cref="ResolveSlabSizing"/> for shm and ucx. With <c>--blade</c> the running blades were formatted
+    /// already: <c>--max-span</c> is refused and <paramref name="spanLimit"/> is 0 (the blades' own maximum applies).
+    /// </summary>
+    private static SlabSizingChoice ResolveRemoteSlabSizing(ParseResult parseResult, Option<string> slabSizing, Option<uint> maxSpan, Option<string[]> blades, out uint spanLimit)
+    {
+        if (parseResult.GetValue(blades) is not { Length: > 0 })
+        {
+            return ResolveSlabSizing(parseResult, slabSizing, maxSpan, out spanLimit);
+        }
+
+        if (parseResult.GetResult(maxSpan) is { Tokens.Count: > 0 })
+        {
+            throw new CliUsageException("--max-span sets the span of the blade bench formats in this process; with --blade the running blades were formatted with theirs ('rallocator format --max-span').");
+        }
+
+        SlabSizingChoice.TryParse(parseResult.GetValue(slabSizing) ?? "fixed", out var choice, out _);
+        spanLimit = 0;
+        return choice;
     }
 
     private static async Task<int> RunRemoteAsync(CliContext cli, RemoteBenchSettings settings, bool json, CancellationToken cancellationToken)
@@ -195,15 +246,24 @@ internal static class BenchCommand
     {
         int sizeClass = SizeClasses.ClassOf(settings.SizeBytes);
         int objectBytes = SizeClasses.Sizes[sizeClass];
-        long objectsPerSlab = (long)((settings.SlabSizeBytes - SlabHeaderBoundBytes) / (ulong)objectBytes);
-        if (objectsPerSlab < 1)
+        var plan = SpanPlan.For(settings, objectBytes);
+        long objectsPerSlab = plan.ObjectsPerSlab(plan.SmallestClass);
+        var formatOptions = new BladeFormatOptions { MaxNodes = 2, AckSlotsPerNode = NodeAreaSlots, FreeSlotsPerNode = NodeAreaSlots };
+        ulong slabsNeeded;
+        if (settings.MaxSpan == 1)
         {
-            throw new CliUsageException($"--size {settings.SizeBytes} (class {objectBytes} bytes) does not fit in a --slab-size {ByteSize.Format(settings.SlabSizeBytes)} slab; use a larger slab.");
+            // Slabs for the measured objects, one for the warm-up class, and slack for the slabs partly filled at phase ends.
+            slabsNeeded = (ulong)((settings.Ops + objectsPerSlab - 1) / objectsPerSlab) + 4;
+        }
+        else
+        {
+            // Base slabs for the measured objects at the worst span the policy may take, the warm-up slab, what the
+            // rings park (a short base ring and every span ring full), and slack for alignment and partly filled slabs.
+            formatOptions = formatOptions with { MaxSlabSpan = settings.MaxSpan, RingCapacity = SpanBenchBaseRing, SpanRingCapacity = SpanBenchSpanRing };
+            ulong objects = plan.Classes.Max(c => (ulong)((settings.Ops + plan.ObjectsPerSlab(c) - 1) / plan.ObjectsPerSlab(c)) << c);
+            slabsNeeded = objects + SpanBenchBaseRing + (SpanBenchSpanRing * ((2 * settings.MaxSpan) - 2)) + (4 * settings.MaxSpan) + 4;
         }
 
-        // Slabs for the measured objects, one for the warm-up class, and slack for the slabs partly filled at phase ends.
-        ulong slabsNeeded = (ulong)((settings.Ops + objectsPerSlab - 1) / objectsPerSlab) + 4;
-        var formatOptions = new BladeFormatOptions { MaxNodes = 2, AckSlotsPerNode = NodeAreaSlots, FreeSlotsPerNode = NodeAreaSlots };
         ulong regionBytes = RegionBytesFor(slabsNeeded, settings.SlabSizeBytes, formatOptions);
         if (settings.Nvm == "simulated" && regionBytes > MaxSimulatedRegionBytes)
         {
@@ -229,14 +289,15 @@ internal static class BenchCommand
             var blade = EmbeddedBlade.Format(0, region, settings.SlabSizeBytes, formatOptions);
             var agent = blade.Agent;
             blade.Agent.RunOnce();
-            var heap = await EmbeddedNode.OpenHeapAsync([blade], 0, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var heap = await EmbeddedNode.OpenHeapAsync([blade], 0, new HeapOptions { SlabSizing = settings.SlabSizing.Policy }, cancellationToken: cancellationToken).ConfigureAwait(false);
             await WarmUpAsync(heap, settings.SizeBytes, cancellationToken).ConfigureAwait(false);
 
             var ptrs = new RemotePtr[settings.Ops];
             var phases = new List<(long Start, long Count)>();
             var counters = heap.Blades[0].Counters;
-            long acquiredBefore = heap.GetStatistics().SlabsAcquired;
-            long returnedBefore = heap.GetStatistics().SlabsReturned;
+            var statsBefore = heap.GetStatistics();
+            long acquiredBefore = statsBefore.SlabsAcquired;
+            long returnedBefore = statsBefore.SlabsReturned;
             long agentPassesBetweenPhases = 0, criticalPathCalls = 0, acquisitionRoundTrips = 0;
             var alloc = new PhaseTimings();
             long allocated = 0;
@@ -245,7 +306,8 @@ internal static class BenchCommand
                 agent.RunOnce();
                 agentPassesBetweenPhases++;
                 var state = blade.Image.Scan();
-                ulong ready = state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0;
+                // The phase may take no more tickets from any ring the policy may use than that ring has filled entries.
+                ulong ready = plan.Classes.Min(c => state.Rings[c].FilledThroughTicket > state.Rings[c].Sequencer ? state.Rings[c].FilledThroughTicket - state.Rings[c].Sequencer : 0);
                 if (ready == 0)
                 {
                     throw new CliFailureException($"the bench blade has no free slab left after {allocated} objects (this is a bug in bench's sizing).");
@@ -264,7 +326,15 @@ internal static class BenchCommand
                 progress?.Report(allocated);
             }
 
-            long slabsAcquired = heap.GetStatistics().SlabsAcquired - acquiredBefore;
+            // What the measured class holds with every object live: the warm-up class's slabs are in both snapshots, unchanged.
+            var statsAllocated = heap.GetStatistics();
+            long slabsAcquired = statsAllocated.SlabsAcquired - acquiredBefore;
+            long heldBytes = statsAllocated.HeldBytes - statsBefore.HeldBytes;
+            long liveBytes = statsAllocated.LiveBytes - statsBefore.LiveBytes;
+            var slabsBySpan = Enumerable.Range(0, BitOperations.Log2(settings.MaxSpan) + 1).Select(c => new SpanCountReport(
+                Span: 1u << c,
+                SlabBytes: settings.SlabSizeBytes << c,
+                Slabs: SpanCount(statsAllocated, c) - SpanCount(statsBefore, c))).ToArray();
             var free = new PhaseTimings();
             foreach (var (start, count) in phases)
             {
@@ -291,6 +361,8 @@ internal static class BenchCommand
                 Size: settings.SizeBytes,
                 ObjectSize: objectBytes,
                 SlabSize: settings.SlabSizeBytes,
+                SlabSizing: settings.SlabSizing.Name,
+                MaxSpan: settings.MaxSpan,
                 Ops: settings.Ops,
                 Threads: settings.Threads,
                 AllocNs: Round(alloc.MeanNs(settings.Ops)),
@@ -310,6 +382,11 @@ internal static class BenchCommand
                 SlabsReturned: slabsReturned,
                 AcquisitionRoundTrips: acquisitionRoundTrips,
                 RttPerSlab: slabsAcquired == 0 ? 0 : Math.Round(acquisitionRoundTrips / (double)slabsAcquired, 4),
+                AcquisitionsPerMillionAllocations: Math.Round(slabsAcquired * 1e6 / settings.Ops, 1),
+                Fragmentation: heldBytes <= 0 ? 0 : Math.Round(1.0 - ((double)liveBytes / heldBytes), 4),
+                HeldBytes: heldBytes,
+                LiveBytes: liveBytes,
+                SlabsBySpan: slabsBySpan,
                 BladeCallsOnCriticalPath: criticalPathCalls,
                 AgentPassesBetweenPhases: agentPassesBetweenPhases,
                 Phases: phases.Count,
@@ -322,6 +399,52 @@ internal static class BenchCommand
             {
                 File.Delete(file);
             }
+        }
+    }
+
+    private static long SpanCount(HeapStatistics statistics, int spanClass) =>
+        statistics.SlabsBySpanClass is { } counts && spanClass < counts.Count ? counts[spanClass] : 0;
+
+    /// <summary>Base ring entries of a bench blade with spans: short, so the base ring does not take the runs the span rings need.</summary>
+    private const uint SpanBenchBaseRing = 64;
+
+    /// <summary>Entries of each span ring on a bench blade with spans (the format default).</summary>
+    private const uint SpanBenchSpanRing = 4;
+
+    /// <summary>
+    /// The span classes the policy may take for the measured object on the bench blade, and how many objects a slab
+    /// of each holds at least. A fixed policy takes one class (the paused agent never answers Exhausted, so the heap
+    /// never falls back); adaptive any class from the smallest that holds the object to the largest.
+    /// </summary>
+    internal sealed record SpanPlan(IReadOnlyList<int> Classes, ulong BaseSlabBytes, int ObjectBytes)
+    {
+        public int SmallestClass => Classes.Min();
+
+        /// <summary>Objects a slab of <paramref name="spanClass"/> holds, counting a header bound of 4 KiB (at least 1: the heap takes it only when one fits).</summary>
+        public long ObjectsPerSlab(int spanClass) =>
+            Math.Max(1, (long)(((BaseSlabBytes << spanClass) - SlabHeaderBoundBytes) / (ulong)ObjectBytes));
+
+        public static SpanPlan For(BenchSettings settings, int objectBytes)
+        {
+            int maxClass = BitOperations.Log2(settings.MaxSpan);
+            // As the heap: the smallest class whose slab holds one object after its 64-byte header.
+            int smallest = 0;
+            while (smallest <= maxClass && (settings.SlabSizeBytes << smallest) < (ulong)objectBytes + 64)
+            {
+                smallest++;
+            }
+
+            if (smallest > maxClass)
+            {
+                throw new CliUsageException(settings.MaxSpan == 1
+                    ? $"--size {settings.SizeBytes} (class {objectBytes} bytes) does not fit in a --slab-size {ByteSize.Format(settings.SlabSizeBytes)} slab; use a larger slab."
+                    : $"--size {settings.SizeBytes} (class {objectBytes} bytes) does not fit in a slab of --max-span {settings.MaxSpan} x --slab-size {ByteSize.Format(settings.SlabSizeBytes)}; use a larger slab or span.");
+            }
+
+            int[] classes = settings.SlabSizing.FixedSpan is { } span
+                ? [Math.Clamp(BitOperations.Log2(span), smallest, maxClass)]
+                : [.. Enumerable.Range(smallest, maxClass - smallest + 1)];
+            return new SpanPlan(classes, settings.SlabSizeBytes, objectBytes);
         }
     }
 
@@ -416,12 +539,17 @@ internal static class BenchCommand
     {
         string F(double value) => value.ToString("0.0", CultureInfo.InvariantCulture);
         o.WriteLine($"bench: {r.Ops} allocations then {r.Ops} frees of {r.Size} B (size class {r.ObjectSize} B), {r.Threads} thread{(r.Threads == 1 ? "" : "s")}, "
-            + $"{r.Fabric} fabric, {ByteSize.Format(r.SlabSize)} slabs");
+            + $"{r.Fabric} fabric, {ByteSize.Format(r.SlabSize)} slabs"
+            + (r.MaxSpan == 1 && r.SlabSizing == SlabSizingChoice.Default.Name ? "" : $", slab sizing {r.SlabSizing}, spans up to {r.MaxSpan} ({ByteSize.Format(r.SlabSize * r.MaxSpan)})"));
         ImageReportWriter.Line(o, "  blade nvm", r.NvmDescription);
         ImageReportWriter.Line(o, "  allocate", $"mean {F(r.AllocNs)} ns/op; sampled: p50 {F(r.AllocP50Ns)}, p99 {F(r.AllocP99Ns)}, p99.9 {F(r.AllocP999Ns)}, max {F(r.AllocMaxNs)} ns");
         ImageReportWriter.Line(o, "  free", $"mean {F(r.FreeNs)} ns/op; sampled: p50 {F(r.FreeP50Ns)}, p99 {F(r.FreeP99Ns)}, p99.9 {F(r.FreeP999Ns)}, max {F(r.FreeMaxNs)} ns");
         ImageReportWriter.Line(o, "  throughput", string.Create(CultureInfo.InvariantCulture, $"{r.ThroughputOpsPerS / 1e6:0.00} M ops/s (allocations + frees over wall time)"));
-        ImageReportWriter.Line(o, "  slabs", $"{r.SlabAcquires} acquired, {r.SlabsReturned} returned");
+        ImageReportWriter.Line(o, "  slabs", string.Create(CultureInfo.InvariantCulture,
+            $"{r.SlabAcquires} acquired ({r.AcquisitionsPerMillionAllocations:0.#} per million allocations), {r.SlabsReturned} returned"));
+        ImageReportWriter.Line(o, "  by size", string.Join(", ", r.SlabsBySpan.Select(c => $"{ByteSize.Format(c.SlabBytes)} x {c.Slabs}")));
+        ImageReportWriter.Line(o, "  fragmentation", string.Create(CultureInfo.InvariantCulture,
+            $"{r.Fragmentation * 100:0.##}% of the {ByteSize.Format((ulong)Math.Max(0, r.HeldBytes))} the measured class holds with every object live is not objects (headers, unused tail)"));
         ImageReportWriter.Line(o, "  round trips", string.Create(CultureInfo.InvariantCulture,
             $"{r.AcquisitionRoundTrips} during allocation phases = {r.RttPerSlab:0.###} per slab (FETCH_AND_ADD + READ)"));
         ImageReportWriter.Line(o, "  blade calls", $"{r.BladeCallsOnCriticalPath} on the critical path (agent paused during {r.Phases} timed phase{(r.Phases == 1 ? "" : "s")}; "
@@ -462,7 +590,14 @@ internal static class BenchCommand
 }
 
 /// <summary>What <c>bench</c> was asked to run.</summary>
-internal sealed record BenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, string Nvm);
+internal sealed record BenchSettings(string Fabric, int SizeBytes, long Ops, int Threads, ulong SlabSizeBytes, string Nvm)
+{
+    /// <summary>How the node sizes its slabs (<c>--slab-sizing</c>; default: base slabs).</summary>
+    public SlabSizingChoice SlabSizing { get; init; } = SlabSizingChoice.Default;
+
+    /// <summary>The bench blade's maximum span in base slabs (<c>--max-span</c>; default 1).</summary>
+    public uint MaxSpan { get; init; } = 1;
+}
 
 /// <summary>What <c>bench</c> measured (the <c>--json</c> object, snake_case keys).</summary>
 internal sealed record BenchReport(
@@ -472,6 +607,8 @@ internal sealed record BenchReport(
     int Size,
     int ObjectSize,
     ulong SlabSize,
+    string SlabSizing,
+    uint MaxSpan,
     long Ops,
     int Threads,
     double AllocNs,
@@ -491,6 +628,11 @@ internal sealed record BenchReport(
     long SlabsReturned,
     long AcquisitionRoundTrips,
     double RttPerSlab,
+    double AcquisitionsPerMillionAllocations,
+    double Fragmentation,
+    long HeldBytes,
+    long LiveBytes,
+    IReadOnlyList<SpanCountReport> SlabsBySpan,
     long BladeCallsOnCriticalPath,
     long AgentPassesBetweenPhases,
     int Phases,

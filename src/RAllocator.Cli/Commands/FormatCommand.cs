@@ -36,21 +36,87 @@ internal static class FormatCommand
                 result.AddError("--ring 0 is invalid: the ring needs at least 1 entry.");
             }
         });
+        var maxSpan = MaxSpanOption("Largest slab the blade hands out, in base slabs: a power of two from 1 to 64 (default 1: base slabs only). Above 1 the blade keeps one span ring per size (1, 2, 4 ... N base slabs).");
+        var spanRing = new Option<uint>("--span-ring")
+        {
+            Description = "Entries of each span ring when --max-span is above 1 (default 4): every filled entry parks a whole span until a node takes it.",
+            HelpName = "N",
+            DefaultValueFactory = _ => new BladeFormatOptions().SpanRingCapacity,
+        }.InRange(1u, MaxSpanRingCapacity);
         var force = new Option<bool>("--force", "-f") { Description = "Reformat PATH if it exists (destroys the blade image in it)." };
 
         var command = new Command("format", "Create a sparse file and format it as an empty blade image.")
         {
-            path, size, slabSize, maxNodes, ring, force,
+            path, size, slabSize, maxNodes, ring, maxSpan, spanRing, force,
         };
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(spanRing) is { Tokens.Count: > 0 } && result.GetValue(maxSpan) <= 1)
+            {
+                result.AddError("--span-ring needs --max-span 2 or more: a blade with base slabs only has no span rings.");
+            }
+        });
         command.SetAction(parseResult => Run(
             cli,
             parseResult.GetValue(path)!,
             parseResult.GetValue(size),
             parseResult.GetValue(slabSize),
-            new BladeFormatOptions { MaxNodes = parseResult.GetValue(maxNodes), RingCapacity = parseResult.GetValue(ring) },
+            new BladeFormatOptions
+            {
+                MaxNodes = parseResult.GetValue(maxNodes),
+                RingCapacity = parseResult.GetValue(ring),
+                MaxSlabSpan = parseResult.GetValue(maxSpan),
+                SpanRingCapacity = parseResult.GetValue(spanRing),
+            },
             parseResult.GetValue(force)));
         return command;
     }
+
+    /// <summary>Most entries <c>--span-ring</c> accepts (each parks a whole span).</summary>
+    public const uint MaxSpanRingCapacity = 1024;
+
+    /// <summary>
+    /// <c>--max-span N</c>: a power of two from 1 to <see cref="BladeGeometry.MaxSlabSpanLimit"/> (default 1), with an
+    /// error naming the option otherwise.
+    /// </summary>
+    public static Option<uint> MaxSpanOption(string description)
+    {
+        var option = new Option<uint>("--max-span")
+        {
+            Description = description,
+            HelpName = "N",
+            DefaultValueFactory = _ => 1,
+        };
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count == 0)
+            {
+                return;
+            }
+
+            uint value;
+            try
+            {
+                value = result.GetValueOrDefault<uint>();
+            }
+            catch (InvalidOperationException)
+            {
+                return; // not a number: the parser already named --max-span
+            }
+
+            if (CheckMaxSpan(value, result.Tokens[0].Value) is { } error)
+            {
+                result.AddError(error);
+            }
+        });
+        return option;
+    }
+
+    /// <summary>Null when <paramref name="value"/> is a valid maximum span, else the error naming --max-span.</summary>
+    public static string? CheckMaxSpan(uint value, string text) =>
+        uint.IsPow2(value) && value <= BladeGeometry.MaxSlabSpanLimit
+            ? null
+            : $"--max-span {text} is invalid: it must be a power of two from 1 to {BladeGeometry.MaxSlabSpanLimit} (base slabs per slab: 1, 2, 4, 8, 16, 32 or 64).";
 
     /// <summary>Null when <paramref name="value"/> is a valid slab size, else the error naming --slab-size.</summary>
     public static string? CheckSlabSize(ulong value, string text) =>
@@ -122,6 +188,10 @@ internal static class FormatCommand
             ImageReportWriter.Line(output, "  slabs", $"{g.SlabCount} x {ByteSize.Format(g.SlabSizeBytes)}");
             ImageReportWriter.Line(output, "  max nodes", $"{g.MaxNodes}");
             ImageReportWriter.Line(output, "  ring", $"{g.RingCapacity} entries");
+            ImageReportWriter.Line(output, "  slab spans", g.MaxSlabSpan == 1
+                ? "1 (base slabs only; --max-span N for larger slabs)"
+                : $"1 to {g.MaxSlabSpan} base slabs ({ByteSize.Format(g.SlabSizeBytes)} to {ByteSize.Format(g.SlabSizeBytes * g.MaxSlabSpan)}), "
+                  + $"{g.SpanClassCount - 1} span ring{(g.SpanClassCount == 2 ? "" : "s")} of {g.SpanRingCapacity} entries");
             ImageReportWriter.Line(output, "  node areas", $"{g.AckSlotsPerNode} ack + {g.FreeSlotsPerNode} free slots per node");
             ImageReportWriter.Line(output, "  metadata", $"{ByteSize.Format(g.MetadataBytes)} ({g.MetadataBytes} bytes)");
             ImageReportWriter.Line(output, "  data offset", $"{g.DataOffset} (slab 0 starts here)");

@@ -15,6 +15,8 @@ namespace RAllocator.Cli.Reporting;
 [JsonSerializable(typeof(BenchReport))]
 [JsonSerializable(typeof(RemoteBenchReport))]
 [JsonSerializable(typeof(YcsbReport))]
+[JsonSerializable(typeof(CoordinatorListeningLine))]
+[JsonSerializable(typeof(CoordinatorRefreshLine))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>
@@ -25,6 +27,14 @@ internal sealed partial class CliJsonContext : JsonSerializerContext
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
+    /// <summary>As <see cref="Output"/>, one object per line: for commands that print a stream of JSON lines.</summary>
+    public static CliJsonContext Lines { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = false,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
 }

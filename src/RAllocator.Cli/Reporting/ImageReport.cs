@@ -20,6 +20,7 @@ internal sealed record ImageReport(
     IReadOnlyList<OwnerReport> Owners,
     IReadOnlyList<NodeReport> Nodes,
     WearReport Wear,
+    IReadOnlyList<RingReport> Rings,
     ulong Sequencer,
     ulong FilledThroughTicket,
     ulong RingReady,
@@ -42,6 +43,8 @@ internal sealed record ImageReport(
         long slabs = state.Slabs.Count;
         long free = state.Count(SlabState.Free);
         var wear = state.Slabs.Select(s => s.WearHandOuts).DefaultIfEmpty(0UL).ToArray();
+        double wearMean = wear.Average(w => (double)w);
+        var ownedHeads = state.Slabs.Where(s => s.State == SlabState.Owned && s.IsHead).ToArray();
         var nodes = state.Nodes.Where(n => n.Registered).Select(n => new NodeReport(
             Node: n.Node,
             Incarnation: n.Header.Incarnation,
@@ -67,6 +70,7 @@ internal sealed record ImageReport(
                 AckSlotsPerNode: geometry.AckSlotsPerNode,
                 FreeSlotsPerNode: geometry.FreeSlotsPerNode,
                 MaxSlabSpan: geometry.MaxSlabSpan,
+                SpanRingCapacity: geometry.SpanRingCapacity,
                 NodeLeaseTicks: geometry.NodeLeaseTicks,
                 MetadataBytes: geometry.MetadataBytes,
                 DataOffset: geometry.DataOffset),
@@ -84,10 +88,26 @@ internal sealed record ImageReport(
                 Ringed: state.Count(SlabState.Ringed),
                 Owned: state.Count(SlabState.Owned),
                 Freeing: state.Count(SlabState.Freeing),
-                Percent: Math.Round(state.Utilization * 100, 2)),
-            Owners: state.OwnedByNode.OrderBy(kv => kv.Key).Select(kv => new OwnerReport(kv.Key, kv.Value.Count, kv.Value.Select(slab => slab.Index).Order().ToArray())).ToArray(),
+                Percent: Math.Round(state.Utilization * 100, 2),
+                InUseBytes: (ulong)(slabs - free) * geometry.SlabSizeBytes,
+                FreeBytes: (ulong)free * geometry.SlabSizeBytes,
+                OwnedBySpan: geometry.Rings.All.Select(ring => new SpanCountReport(
+                    Span: ring.Span,
+                    SlabBytes: ring.Span * geometry.SlabSizeBytes,
+                    Slabs: ownedHeads.LongCount(s => s.Span == ring.Span))).ToArray()),
+            Owners: state.OwnedByNode.OrderBy(kv => kv.Key).Select(kv => new OwnerReport(
+                Node: kv.Key,
+                Slabs: kv.Value.Count,
+                BaseSlabs: kv.Value.Sum(slab => (long)slab.Span),
+                SlabIndexes: kv.Value.Select(slab => slab.Index).Order().ToArray(),
+                OwnedSlabs: kv.Value.OrderBy(slab => slab.Index).Select(slab => new OwnedSlabReport(slab.Index, slab.Span, slab.Span * geometry.SlabSizeBytes)).ToArray())).ToArray(),
             Nodes: nodes,
-            Wear: new WearReport(wear.Min(), Math.Round(wear.Average(w => (double)w), 3), wear.Max()),
+            Wear: new WearReport(
+                Min: wear.Min(),
+                Mean: Math.Round(wearMean, 3),
+                Max: wear.Max(),
+                MaxOverMean: wearMean == 0 ? null : Math.Round(wear.Max() / wearMean, 3)),
+            Rings: state.Rings.Select(ring => RingReport.Of(ring, geometry, state.Slabs)).ToArray(),
             Sequencer: state.Sequencer,
             FilledThroughTicket: state.FilledThroughTicket,
             RingReady: state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0,
@@ -131,6 +151,7 @@ internal sealed record GeometryReport(
     uint AckSlotsPerNode,
     uint FreeSlotsPerNode,
     uint MaxSlabSpan,
+    uint SpanRingCapacity,
     uint NodeLeaseTicks,
     long MetadataBytes,
     long DataOffset);
@@ -148,11 +169,81 @@ internal sealed record SuperblockReport(
 /// <summary>One superblock copy: valid or why not.</summary>
 internal sealed record SuperblockCopyReport(string Copy, bool Valid, ulong Generation, string? Error, string? Problem);
 
-/// <summary>Slab counts by state.</summary>
-internal sealed record UtilizationReport(long Slabs, long Free, long Ringed, long Owned, long Freeing, double Percent);
+/// <summary>Base slab counts by state, the bytes in use and free, and the owned slabs by span.</summary>
+internal sealed record UtilizationReport(
+    long Slabs,
+    long Free,
+    long Ringed,
+    long Owned,
+    long Freeing,
+    double Percent,
+    ulong InUseBytes,
+    ulong FreeBytes,
+    IReadOnlyList<SpanCountReport> OwnedBySpan);
 
-/// <summary>Slabs in state Owned held by one node.</summary>
-internal sealed record OwnerReport(uint Node, int Slabs, IReadOnlyList<ulong> SlabIndexes);
+/// <summary>How many slabs (heads) of one span.</summary>
+internal sealed record SpanCountReport(uint Span, ulong SlabBytes, long Slabs);
+
+/// <summary>Slabs in state Owned held by one node: by head, with their spans.</summary>
+internal sealed record OwnerReport(uint Node, int Slabs, long BaseSlabs, IReadOnlyList<ulong> SlabIndexes, IReadOnlyList<OwnedSlabReport> OwnedSlabs);
+
+/// <summary>One owned slab: its head index and how many base slabs it spans.</summary>
+internal sealed record OwnedSlabReport(ulong Index, uint Span, ulong Bytes);
+
+/// <summary>
+/// One ring (span class): its slab size, capacity, sequencer and fill mark (raw tickets, which start at
+/// <see cref="SlabRing.FirstTicket"/>), tickets taken and filled entries waiting, and how many slabs of its size the
+/// agent could coalesce now from free base slabs (aligned runs whose members are all free).
+/// </summary>
+internal sealed record RingReport(
+    int SpanClass,
+    uint Span,
+    ulong SlabBytes,
+    uint Capacity,
+    ulong FirstTicket,
+    ulong Sequencer,
+    ulong FillMark,
+    ulong TicketsTaken,
+    ulong Waiting,
+    long FreeAlignedRuns)
+{
+    public static RingReport Of(RingState state, BladeGeometry geometry, IReadOnlyList<SlabRecord> slabs)
+    {
+        var ring = state.Ring;
+        return new RingReport(
+            SpanClass: ring.SpanClass,
+            Span: ring.Span,
+            SlabBytes: ring.Span * geometry.SlabSizeBytes,
+            Capacity: ring.Capacity,
+            FirstTicket: ring.FirstTicket,
+            Sequencer: state.Sequencer,
+            FillMark: state.FilledThroughTicket,
+            TicketsTaken: state.Sequencer > ring.FirstTicket ? state.Sequencer - ring.FirstTicket : 0,
+            Waiting: state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0,
+            FreeAlignedRuns: CountFreeAlignedRuns(slabs, ring.Span));
+    }
+
+    /// <summary>
+    /// Aligned runs of <paramref name="span"/> base slabs that are all free: what the agent's refill could coalesce
+    /// now (it considers exactly these runs, heads at multiples of the span). For span 1, the free base slabs.
+    /// </summary>
+    public static long CountFreeAlignedRuns(IReadOnlyList<SlabRecord> slabs, uint span)
+    {
+        long runs = 0;
+        for (long head = 0; head + span <= slabs.Count; head += span)
+        {
+            bool free = true;
+            for (long member = head; member < head + span && free; member++)
+            {
+                free = slabs[(int)member].State == SlabState.Free;
+            }
+
+            runs += free ? 1 : 0;
+        }
+
+        return runs;
+    }
+}
 
 /// <summary>A registered node's area on the blade.</summary>
 internal sealed record NodeReport(
@@ -168,8 +259,8 @@ internal sealed record NodeReport(
     int DurablyOwnedSlabs,
     string Root);
 
-/// <summary>Hand-outs per slab (the wear-leveling counters).</summary>
-internal sealed record WearReport(ulong Min, double Mean, ulong Max);
+/// <summary>Hand-outs per base slab (the wear-leveling counters): min, mean, max, and max / mean (null before any hand-out).</summary>
+internal sealed record WearReport(ulong Min, double Mean, ulong Max, double? MaxOverMean);
 
 /// <summary>What <c>check</c> reports.</summary>
 internal sealed record CheckReport(string Path, bool Consistent, string? Error, string? Message, IReadOnlyList<string> Problems);

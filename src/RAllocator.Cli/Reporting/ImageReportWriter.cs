@@ -23,7 +23,10 @@ internal static class ImageReportWriter
         Line(output, "  region", $"{ByteSize.Format(g.RegionSizeBytes)} ({g.RegionSizeBytes} bytes)");
         Line(output, "  slabs", $"{g.SlabCount} x {ByteSize.Format(g.SlabSizeBytes)}, data at offset {g.DataOffset} (metadata {ByteSize.Format(g.MetadataBytes)})");
         Line(output, "  nodes", $"up to {g.MaxNodes}, {g.AckSlotsPerNode} ack + {g.FreeSlotsPerNode} free slots each, lease {g.NodeLeaseTicks} agent ticks");
-        Line(output, "  ring", $"{g.RingCapacity} entries, max slab span {g.MaxSlabSpan}");
+        Line(output, "  ring", g.MaxSlabSpan == 1
+            ? $"{g.RingCapacity} entries, max slab span 1"
+            : $"{g.RingCapacity} entries, max slab span {g.MaxSlabSpan} ({ByteSize.Format(g.SlabSizeBytes * g.MaxSlabSpan)}): "
+              + $"span rings of {Plural(report.Rings.Skip(1).Select(r => r.Capacity).FirstOrDefault(), "entry", "entries")} for spans {string.Join(", ", report.Rings.Skip(1).Select(r => r.Span))}");
 
         output.WriteLine("superblock");
         Line(output, "  current", $"copy {sb.CurrentCopy}, generation {sb.Generation}, format v{sb.FormatVersion}");
@@ -37,9 +40,15 @@ internal static class ImageReportWriter
 
         Line(output, "utilization", string.Create(CultureInfo.InvariantCulture,
             $"{u.Slabs - u.Free} of {u.Slabs} slabs in use ({u.Percent:0.##}%): {u.Free} free, {u.Ringed} ringed, {u.Owned} owned, {u.Freeing} freeing"));
+        Line(output, "", $"{ByteSize.Format(u.InUseBytes)} in use, {ByteSize.Format(u.FreeBytes)} free; owned slabs by size: "
+            + string.Join(", ", u.OwnedBySpan.Select(c => $"{ByteSize.Format(c.SlabBytes)} x {c.Slabs}")));
         Line(output, "owners", report.Owners.Count == 0
             ? "none"
-            : string.Join(", ", report.Owners.Select(o => $"node {o.Node}: {o.Slabs} slab{(o.Slabs == 1 ? "" : "s")}")));
+            : string.Join(", ", report.Owners.Select(o => $"node {o.Node}: {Plural(o.Slabs, "slab")}")));
+        foreach (var owner in report.Owners)
+        {
+            Line(output, $"  node {owner.Node}", $"{Plural(owner.Slabs, "slab")} = {Plural(owner.BaseSlabs, "base slab")}: {DescribeSlabs(owner.OwnedSlabs)}");
+        }
 
         if (report.Nodes.Count == 0)
         {
@@ -58,8 +67,19 @@ internal static class ImageReportWriter
         }
 
         Line(output, "wear", string.Create(CultureInfo.InvariantCulture,
-            $"hand-outs per slab: min {report.Wear.Min}, mean {report.Wear.Mean:0.###}, max {report.Wear.Max}"));
-        Line(output, "sequencer", $"{report.Sequencer} (ring filled through ticket {report.FilledThroughTicket}: {report.RingReady} ready)");
+            $"hand-outs per slab: min {report.Wear.Min}, mean {report.Wear.Mean:0.###}, max {report.Wear.Max}, max/mean ")
+            + (report.Wear.MaxOverMean is { } ratio ? ratio.ToString("0.###", CultureInfo.InvariantCulture) : "n/a (nothing handed out yet)"));
+        Line(output, "rings", report.Rings.Count == 1
+            ? "one (base slabs only)"
+            : $"{report.Rings.Count}, one per slab size (tickets below counted from each ring's first ticket, span class x 2^36)");
+        foreach (var ring in report.Rings)
+        {
+            Line(output, $"  span {ring.Span}",
+                $"{ByteSize.Format(ring.SlabBytes)} slabs, {Plural(ring.Capacity, "entry", "entries")}: sequencer {ring.TicketsTaken}, "
+                + $"filled through {ring.FillMark - ring.FirstTicket} ({ring.Waiting} waiting); "
+                + (ring.Span == 1 ? $"{Plural(ring.FreeAlignedRuns, "free slab")}" : $"{Plural(ring.FreeAlignedRuns, "free aligned run")} (could be coalesced now)"));
+        }
+
         Line(output, "global epoch", report.GlobalEpoch.ToString(CultureInfo.InvariantCulture));
         Line(output, "pending intent", report.PendingIntent ?? "none");
         WriteProblems(output, report.Problems);
@@ -81,4 +101,17 @@ internal static class ImageReportWriter
     }
 
     public static void Line(TextWriter output, string key, string value) => output.WriteLine($"{key.PadRight(KeyWidth)}{value}");
+
+    /// <summary>Most owned slabs listed per node in the text form (the JSON lists them all).</summary>
+    private const int SlabsListed = 32;
+
+    private static string Plural(long count, string singular, string? plural = null) =>
+        $"{count} {(count == 1 ? singular : plural ?? singular + "s")}";
+
+    /// <summary>"0, 1, 4-7 (4), ...": base slab indexes, a span as its range with its span in parentheses.</summary>
+    private static string DescribeSlabs(IReadOnlyList<OwnedSlabReport> slabs)
+    {
+        var shown = slabs.Take(SlabsListed).Select(s => s.Span == 1 ? $"{s.Index}" : $"{s.Index}-{s.Index + s.Span - 1} ({s.Span})");
+        return string.Join(", ", shown) + (slabs.Count > SlabsListed ? $", ... ({slabs.Count - SlabsListed} more)" : "");
+    }
 }

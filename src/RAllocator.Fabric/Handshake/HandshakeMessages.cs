@@ -39,15 +39,32 @@ public enum HandshakeStatus : byte
 
     /// <summary>The fabric failed to set up the node's registrations on the blade.</summary>
     FabricSetupFailed = 6,
+
+    /// <summary>An observer was refused: the blade already serves as many observers as it admits.</summary>
+    TooManyObservers = 7,
 }
 
-/// <summary>A working node's handshake: who it is, its token, and which fabric it wants.</summary>
-/// <param name="NodeId">The node's id on the blade (stable across restarts: it names the slabs the node owns).</param>
+/// <summary>
+/// A working node's handshake: who it is, its token, and which fabric it wants. A request with node id
+/// <see cref="HandshakeCodec.ObserverNodeId"/> asks for a read-only observer session instead (<see cref="IsObserver"/>).
+/// </summary>
+/// <param name="NodeId">The node's id on the blade (stable across restarts: it names the slabs the node owns), or <see cref="HandshakeCodec.ObserverNodeId"/>.</param>
 /// <param name="Fabric">The fabric the node will use.</param>
 /// <param name="Token">The blade's access token, as the node read it from its token file.</param>
 /// <param name="NodeName">A name for logs (host and process).</param>
 /// <param name="FabricPayload">Fabric-specific set-up data from the node (e.g. its UCX worker address); may be empty.</param>
-public sealed record HandshakeRequest(uint NodeId, FabricKind Fabric, ReadOnlyMemory<byte> Token, string NodeName, ReadOnlyMemory<byte> FabricPayload);
+public sealed record HandshakeRequest(uint NodeId, FabricKind Fabric, ReadOnlyMemory<byte> Token, string NodeName, ReadOnlyMemory<byte> FabricPayload)
+{
+    /// <summary>
+    /// True for a read-only observer (a placement coordinator, a monitor): it gets no registration, takes no node
+    /// slot, may read the whole region and modify nothing, and its session's end revokes nothing but its read key.
+    /// </summary>
+    public bool IsObserver => NodeId == HandshakeCodec.ObserverNodeId;
+
+    /// <summary>An observer's request: no node id of its own, <see cref="HandshakeCodec.ObserverNodeId"/> instead.</summary>
+    public static HandshakeRequest Observer(FabricKind fabric, ReadOnlyMemory<byte> token, string name, ReadOnlyMemory<byte> fabricPayload) =>
+        new(HandshakeCodec.ObserverNodeId, fabric, token, name, fabricPayload);
+}
 
 /// <summary>The blade server's answer.</summary>
 /// <param name="Status">Accepted, or why not.</param>
@@ -88,6 +105,13 @@ public static class HandshakeCodec
 
     /// <summary>The protocol version this build speaks.</summary>
     public const ushort Version = 1;
+
+    /// <summary>
+    /// The node id an observer presents. It can never be a real node's id (a blade serves at most a few thousand
+    /// nodes), and a blade server that predates observers refuses it as out of range instead of misreading it, so
+    /// the role needed no new field and no version change.
+    /// </summary>
+    public const uint ObserverNodeId = uint.MaxValue;
 
     private const uint RequestMagic = 0x48_4C_41_52;  // "RALH"
     private const uint ResponseMagic = 0x52_4C_41_52; // "RALR"

@@ -33,17 +33,31 @@ public sealed class SharedMemoryConnection : IFabricConnection
     /// <exception cref="FabricException">The image cannot be mapped (status <see cref="FabricStatus.Unreachable"/>), with the reason.</exception>
     public static SharedMemoryConnection Open(string imagePath, int bladeId, FabricAccess access, string nodeName, long expectedRegionLength)
     {
-        ArgumentException.ThrowIfNullOrEmpty(imagePath);
         ArgumentNullException.ThrowIfNull(access);
+        return Open(imagePath, bladeId, access, nodeName, expectedRegionLength, NvmAccess.ReadWrite);
+    }
+
+    /// <summary>
+    /// Maps the blade image at <paramref name="imagePath"/> read-only (<c>PROT_READ</c>) for an observer: READ works
+    /// anywhere, every other verb fails with <see cref="FabricStatus.RemoteAccessError"/>, and no store can reach
+    /// the image from this process whatever the code does. Needs only read permission on the file.
+    /// </summary>
+    /// <exception cref="FabricException">The image cannot be mapped (status <see cref="FabricStatus.Unreachable"/>), with the reason.</exception>
+    public static SharedMemoryConnection OpenReadOnly(string imagePath, int bladeId, string nodeName, long expectedRegionLength) =>
+        Open(imagePath, bladeId, FabricAccess.ReadOnly, nodeName, expectedRegionLength, NvmAccess.ReadOnly);
+
+    private static SharedMemoryConnection Open(string imagePath, int bladeId, FabricAccess access, string nodeName, long expectedRegionLength, NvmAccess mode)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(imagePath);
         MappedFileNvm mapping;
         try
         {
-            mapping = MappedFileNvm.Open(imagePath, NvmAccess.ReadWrite);
+            mapping = MappedFileNvm.Open(imagePath, mode);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             throw new FabricException(FabricStatus.Unreachable,
-                $"shared-memory fabric: cannot map the blade image '{imagePath}' ({ex.Message}). The shared-memory fabric works only on the blade's host, for a user allowed to read and write the image; use --fabric ucx from other hosts.");
+                $"shared-memory fabric: cannot map the blade image '{imagePath}' ({ex.Message}). The shared-memory fabric works only on the blade's host, for a user allowed to {(mode == NvmAccess.ReadOnly ? "read" : "read and write")} the image; use --fabric ucx from other hosts.");
         }
 
         if (mapping.Length != expectedRegionLength)
