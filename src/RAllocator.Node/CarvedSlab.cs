@@ -146,4 +146,7 @@ internal enum SlabList
 
     /// <summary>Returned to its blade.</summary>
     Returned,
+
+    /// <summary>Taken out of allocation while compaction moves its objects out (SizeClassHeap.Compaction.cs).</summary>
+    Withdrawn,
 }

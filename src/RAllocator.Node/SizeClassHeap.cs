@@ -6,7 +6,7 @@ namespace RAllocator.Node;
 /// One size class: its full, partial and empty slab lists and the slab it is carving now. Every method ending in
 /// Unsynchronized expects <see cref="Gate"/> held.
 /// </summary>
-internal sealed class SizeClassHeap(int sizeClass)
+internal sealed partial class SizeClassHeap(int sizeClass)
 {
     private readonly HashSet<CarvedSlab> _partial = [];
     private readonly HashSet<CarvedSlab> _full = [];
@@ -53,6 +53,12 @@ internal sealed class SizeClassHeap(int sizeClass)
     public bool FreeUnsynchronized(CarvedSlab slab, RemotePtr ptr, int emptySlabThreshold)
     {
         slab.Free(ptr);
+        if (slab.List == SlabList.Withdrawn)
+        {
+            // Compaction is emptying this slab and decides where it goes (SizeClassHeap.Compaction.cs).
+            return false;
+        }
+
         if (!slab.IsEmpty)
         {
             MoveUnsynchronized(slab, SlabList.Partial);
@@ -72,7 +78,7 @@ internal sealed class SizeClassHeap(int sizeClass)
         return list == SlabList.Empty && TrimUnsynchronized(slab, emptySlabThreshold);
     }
 
-    public IEnumerable<CarvedSlab> AllSlabsUnsynchronized() => _partial.Concat(_full).Concat(_empty);
+    public IEnumerable<CarvedSlab> AllSlabsUnsynchronized() => _partial.Concat(_full).Concat(_empty).Concat(_withdrawn);
 
     private bool TrimUnsynchronized(CarvedSlab slab, int emptySlabThreshold)
     {

@@ -23,7 +23,7 @@ namespace RAllocator.Node;
 /// (<see cref="WriteAndPersistAsync"/>), and its slab's acknowledgement and header were posted before, on the same
 /// ordered connection, so they are durable first.</para>
 /// </remarks>
-public sealed class WorkingNodeHeap
+public sealed partial class WorkingNodeHeap
 {
     private static readonly ulong s_slabHeaderMagic = BinaryPrimitives.ReadUInt64LittleEndian("RSLABv01"u8);
 
@@ -448,6 +448,11 @@ public sealed class WorkingNodeHeap
         {
             foreach (int bladeId in _options.Placement.Order(_blades, sizeClass))
             {
+                if (bladeId == _evacuatingBlade)
+                {
+                    continue;
+                }
+
                 var blade = _blades[bladeId];
                 // A blade with larger base slabs may need a smaller span class for the same object.
                 int bladeClass = Math.Clamp(attemptClass, SpanClasses.Smallest(objectSize, blade.Geometry.SlabSizeBytes), blade.Rings.Count - 1);

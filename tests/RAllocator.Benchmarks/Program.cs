@@ -17,6 +17,11 @@ public static class Program
             return SlabSizingBenchmark.Run(args);
         }
 
+        if (args.Length > 0 && Compaction.IsMode(args[0]))
+        {
+            return Compaction.Run(args);
+        }
+
         if (args.Length > 0 && PlacementAndWear.IsMode(args[0]))
         {
             return PlacementAndWear.Run(args);

@@ -18,4 +18,7 @@ internal static class Invariant
 
     /// <summary>After a quiesce every slab is free, in the ring, or owned by a node that can recover it.</summary>
     public const string NoPermanentLeak = "No permanent leak";
+
+    /// <summary>Compaction: every live object is reachable from the application's data exactly once and holds its content.</summary>
+    public const string ReachableOnce = "Reachable exactly once";
 }
