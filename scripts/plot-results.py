@@ -135,10 +135,15 @@ if "spans" in parts and sizing is not None:
                    f"{p['round_robin_final_spread_mean']:.2f} (round robin) | {p['coordinator_final_spread_mean']:.2f} (coordinator hints) |")
         out.append(f"| the same, averaged over the run | {p['round_robin_time_averaged_spread_mean']:.2f} | {p['coordinator_time_averaged_spread_mean']:.2f} |")
     if compaction is not None:
-        # The compaction benchmark's summary, as written: one row per figure.
-        for key, value in (compaction.get("summary") or {}).items():
-            shown = f"{value:,.4g}" if isinstance(value, (int, float)) else str(value)
-            out.append(f"| compaction: {key.replace('_', ' ')} | | {shown} |")
+        # Before is the fragmented heap (the baseline); after is what CompactAsync left.
+        for mode, label in (("compaction", "compaction of sparse slabs"), ("migration", f"migration off blade {compaction.get('migration', {}).get('evacuated_blade', 1)}")):
+            c = compaction.get(mode)
+            if c is None:
+                continue
+            out.append(f"| {label}: utilization (live bytes / held slab bytes), slabs held | "
+                       f"{c['before']['utilization']:.1%}, {c['before']['slabs_held']} slabs | {c['after']['utilization']:.1%}, {c['after']['slabs_held']} slabs |")
+            out.append(f"| {label}: objects moved, round trips per moved object (without the callback's) | | "
+                       f"{c['objects_moved']:,}, {c['round_trips_per_moved_object']:.2f} ({c['round_trips_per_moved_object_excluding_callback']:.2f}) |")
     replace_block("spans", "<!-- spans:begin -->\n" + "\n".join(out) + "\n<!-- spans:end -->\n")
     print("\n".join(out))
 

@@ -146,7 +146,8 @@ public sealed record BladeGeometry
         SlabSizeBytes = slabSizeBytes,
         SlabCount = slabCount,
         MaxNodes = options.MaxNodes,
-        RingCapacity = options.RingCapacity ?? (uint)Math.Clamp(slabCount, 1, 1024),
+        // With span rings, a base ring as long as the blade would park every free slab in it and leave no run to coalesce.
+        RingCapacity = options.RingCapacity ?? (uint)Math.Clamp(options.MaxSlabSpan > 1 ? slabCount / 4 : slabCount, 1, 1024),
         AckSlotsPerNode = options.AckSlotsPerNode,
         FreeSlotsPerNode = options.FreeSlotsPerNode,
         MaxSlabSpan = options.MaxSlabSpan,
@@ -208,7 +209,7 @@ public sealed record BladeFormatOptions
     /// <summary>Maximum working nodes (default 16).</summary>
     public uint MaxNodes { get; init; } = 16;
 
-    /// <summary>Ring entries (default: slab count, at most 1024).</summary>
+    /// <summary>Base ring entries (default: slab count, at most 1024; a quarter of that when <see cref="MaxSlabSpan"/> is above 1).</summary>
     public uint? RingCapacity { get; init; }
 
     /// <summary>Acknowledgement slots per node (default 64).</summary>
