@@ -26,7 +26,6 @@ internal static class Compaction
     private const int SlotsPerTable = 512;
     private static readonly int[] s_sizes = [64, 256, 1024, 4096, 16384];
     private static readonly ProtocolOptions s_patient = new() { RingReadRetryLimit = 20000, AreaFullRetryLimit = 20000 };
-    private static readonly JsonSerializerOptions s_indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static bool IsMode(string argument) => argument == "compaction";
 
@@ -54,12 +53,7 @@ internal static class Compaction
             ["compaction"] = compaction,
             ["migration"] = migration,
         };
-        string output = options.String("out", "bench/results/compaction.json");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        string text = result.ToJsonString(s_indented);
-        File.WriteAllText(output, text + "\n");
-        Console.WriteLine(text);
-        return 0;
+        return options.WriteResult(result, "compaction");
     }
 
     private static async Task<JsonObject> RunAsync(int objects, int freePercent, int seed, bool migrate)

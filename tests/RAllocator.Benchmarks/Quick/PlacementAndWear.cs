@@ -26,7 +26,6 @@ internal static class PlacementAndWear
     private const int OneSlabObject = 57344;
     // The 2 shared cores can starve an agent thread for a while; wait longer than the default before calling it a stall.
     private static readonly ProtocolOptions s_patient = new() { RingReadRetryLimit = 20000, AreaFullRetryLimit = 20000 };
-    private static readonly JsonSerializerOptions s_indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static bool IsMode(string argument) => argument is "placement" or "wear";
 
@@ -36,12 +35,7 @@ internal static class PlacementAndWear
         JsonObject result = args[0] == "placement"
             ? PlacementAsync(options).GetAwaiter().GetResult()
             : WearAsync(options).GetAwaiter().GetResult();
-        string output = options.String("out", $"bench/results/{args[0]}.json");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        string text = result.ToJsonString(s_indented);
-        File.WriteAllText(output, text + "\n");
-        Console.WriteLine(text);
-        return 0;
+        return options.WriteResult(result, args[0]);
     }
 
     // ----------------------------------------------------------------------------------------------- placement

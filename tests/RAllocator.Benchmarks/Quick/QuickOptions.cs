@@ -38,4 +38,24 @@ internal sealed class QuickOptions
     public int Int(string name, int fallback) => _values.TryGetValue(name, out string? v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
 
     public long Long(string name, long fallback) => _values.TryGetValue(name, out string? v) ? long.Parse(v, CultureInfo.InvariantCulture) : fallback;
+
+    /// <summary>
+    /// Writes a mode's result to <c>--out</c> (default <c>bench/results/MODE.json</c>), indented, and echoes it: the
+    /// form scripts/plot-results.py reads.
+    /// </summary>
+    public int WriteResult(System.Text.Json.Nodes.JsonObject result, string mode)
+    {
+        string output = String("out", $"bench/results/{mode}.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        string text = result.ToJsonString(s_indented);
+        File.WriteAllText(output, text + "\n");
+        Console.WriteLine(text);
+        return 0;
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions s_indented = new()
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 }

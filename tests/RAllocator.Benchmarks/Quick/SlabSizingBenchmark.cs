@@ -20,7 +20,6 @@ internal static class SlabSizingBenchmark
     private const ulong BaseSlab = 64 * 1024;
     private const uint MaxSpan = 16;
     private static readonly ProtocolOptions s_patient = new() { RingReadRetryLimit = 20000, AreaFullRetryLimit = 20000 };
-    private static readonly JsonSerializerOptions s_indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static bool IsMode(string argument) => argument is "slab-sizing";
 
@@ -28,12 +27,7 @@ internal static class SlabSizingBenchmark
     {
         var options = QuickOptions.Parse(args.Skip(1));
         var result = MeasureAsync(options.Int("seed", 1), options.Int("scale", 1)).GetAwaiter().GetResult();
-        string output = options.String("out", "bench/results/slab-sizing.json");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        string text = result.ToJsonString(s_indented);
-        File.WriteAllText(output, text + "\n");
-        Console.WriteLine(text);
-        return 0;
+        return options.WriteResult(result, "slab-sizing");
     }
 
     private static readonly (string Name, ISlabSizingPolicy Policy)[] s_policies =
