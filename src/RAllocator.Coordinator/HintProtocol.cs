@@ -1,5 +1,4 @@
-using System.Buffers.Binary;
-using System.Text;
+using RAllocator.Fabric.Framing;
 
 namespace RAllocator.Coordinator;
 
@@ -60,10 +59,12 @@ public static class HintCodec
     private const byte ReachableFlag = 1;
     private const byte ShedFlag = 2;
 
+    private static readonly Func<string, Exception> s_malformed = static message => new HintFormatException(message);
+
     /// <summary>A request, framed: the same bytes every time.</summary>
     public static byte[] EncodeRequest()
     {
-        var writer = new Writer();
+        var writer = NewWriter();
         writer.UInt32(RequestMagic);
         writer.UInt16(Version);
         return writer.ToFramed(MaxRequestBytes);
@@ -73,9 +74,9 @@ public static class HintCodec
     /// <exception cref="HintFormatException">The bytes are not a request of this version.</exception>
     public static void DecodeRequest(ReadOnlySpan<byte> body)
     {
-        var reader = new Reader(body, "hint request");
+        var reader = NewReader(body, "hint request");
         reader.Magic(RequestMagic, "is the peer a working node's RemoteHintSource?");
-        reader.VersionField();
+        reader.Version(Version);
         reader.End();
     }
 
@@ -89,11 +90,11 @@ public static class HintCodec
             throw new ArgumentException("a response carries hints exactly when its status is Ok.", nameof(response));
         }
 
-        var writer = new Writer();
+        var writer = NewWriter();
         writer.UInt32(ResponseMagic);
         writer.UInt16(Version);
         writer.Byte((byte)response.Status);
-        writer.Text(response.Message);
+        writer.Text(response.Message, MaxMessageBytes);
         writer.UInt64(response.Incarnation);
         if (response.Hints is { } hints)
         {
@@ -122,16 +123,16 @@ public static class HintCodec
     /// <exception cref="HintFormatException">The bytes are not a well-formed response.</exception>
     public static HintResponse DecodeResponse(ReadOnlySpan<byte> body)
     {
-        var reader = new Reader(body, "hint response");
+        var reader = NewReader(body, "hint response");
         reader.Magic(ResponseMagic, "is the peer an RAllocator coordinator's hint service?");
-        reader.VersionField();
+        reader.Version(Version);
         var status = reader.Byte("status");
         if (!Enum.IsDefined((HintStatus)status))
         {
             throw new HintFormatException($"hint response: unknown status {status}.");
         }
 
-        var message = reader.Text("message");
+        var message = reader.Text("message", MaxMessageBytes);
         var incarnation = reader.UInt64("incarnation");
         PlacementHints? hints = null;
         if ((HintStatus)status == HintStatus.Ok)
@@ -196,149 +197,14 @@ public static class HintCodec
     /// <summary>Reads one framed message body of at most <paramref name="maxBytes"/> bytes.</summary>
     /// <exception cref="HintFormatException">The frame length is out of bounds (checked before anything is allocated).</exception>
     /// <exception cref="EndOfStreamException">The peer closed the connection before a whole frame arrived.</exception>
-    public static async Task<byte[]> ReadFrameAsync(Stream stream, int maxBytes, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        var header = new byte[4];
-        await stream.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
-        var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
-        if (length == 0 || length > (uint)maxBytes)
-        {
-            throw new HintFormatException($"hint frame of {length} bytes: frames are 1 to {maxBytes} bytes (is the peer an RAllocator coordinator or working node?).");
-        }
+    public static Task<byte[]> ReadFrameAsync(Stream stream, int maxBytes, CancellationToken cancellationToken) =>
+        BoundedFrames.ReadFrameAsync(
+            stream,
+            maxBytes,
+            length => new HintFormatException($"hint frame of {length} bytes: frames are 1 to {maxBytes} bytes (is the peer an RAllocator coordinator or working node?)."),
+            cancellationToken);
 
-        var body = new byte[length];
-        await stream.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
-        return body;
-    }
+    private static FrameWriter NewWriter() => new("a hint message", "a message");
 
-    private sealed class Writer
-    {
-        private readonly MemoryStream _buffer = new();
-
-        public Writer() => _buffer.Write(stackalloc byte[4]); // frame length, patched at the end
-
-        public void Byte(byte value) => _buffer.WriteByte(value);
-
-        public void UInt16(ushort value)
-        {
-            Span<byte> bytes = stackalloc byte[2];
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes, value);
-            _buffer.Write(bytes);
-        }
-
-        public void UInt32(uint value)
-        {
-            Span<byte> bytes = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32LittleEndian(bytes, value);
-            _buffer.Write(bytes);
-        }
-
-        public void UInt64(ulong value)
-        {
-            Span<byte> bytes = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
-            _buffer.Write(bytes);
-        }
-
-        public void Double(double value) => UInt64(BitConverter.DoubleToUInt64Bits(value));
-
-        public void Text(string value)
-        {
-            var bytes = Encoding.UTF8.GetBytes(value);
-            if (bytes.Length > MaxMessageBytes)
-            {
-                throw new ArgumentException($"a message of {bytes.Length} UTF-8 bytes; at most {MaxMessageBytes} are allowed.", nameof(value));
-            }
-
-            UInt32((uint)bytes.Length);
-            _buffer.Write(bytes);
-        }
-
-        public byte[] ToFramed(int maxBody)
-        {
-            var framed = _buffer.ToArray();
-            var bodyLength = framed.Length - 4;
-            if (bodyLength > maxBody)
-            {
-                throw new ArgumentException($"a hint message of {bodyLength} bytes; at most {maxBody} are allowed.");
-            }
-
-            BinaryPrimitives.WriteUInt32LittleEndian(framed, (uint)bodyLength);
-            return framed;
-        }
-    }
-
-    private ref struct Reader(ReadOnlySpan<byte> body, string what)
-    {
-        private readonly ReadOnlySpan<byte> _body = body;
-        private int _position;
-
-        public void Magic(uint expected, string hint)
-        {
-            var magic = UInt32("magic");
-            if (magic != expected)
-            {
-                throw new HintFormatException($"{what}: magic 0x{magic:x8} is not 0x{expected:x8} ({hint}).");
-            }
-        }
-
-        public void VersionField()
-        {
-            var version = UInt16("version");
-            if (version != Version)
-            {
-                throw new HintFormatException($"{what}: version {version}; this build speaks version {Version} (upgrade the older side).");
-            }
-        }
-
-        public byte Byte(string field) => Take(field, 1)[0];
-
-        public ushort UInt16(string field) => BinaryPrimitives.ReadUInt16LittleEndian(Take(field, 2));
-
-        public uint UInt32(string field) => BinaryPrimitives.ReadUInt32LittleEndian(Take(field, 4));
-
-        public ulong UInt64(string field) => BinaryPrimitives.ReadUInt64LittleEndian(Take(field, 8));
-
-        public double Double(string field) => BitConverter.UInt64BitsToDouble(UInt64(field));
-
-        public string Text(string field)
-        {
-            var length = UInt32(field + " length");
-            if (length > MaxMessageBytes)
-            {
-                throw new HintFormatException($"{what}: {field} of {length} bytes; at most {MaxMessageBytes} are allowed.");
-            }
-
-            var bytes = Take(field, (int)length);
-            try
-            {
-                return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new HintFormatException($"{what}: {field} is not valid UTF-8.");
-            }
-        }
-
-        public readonly void End()
-        {
-            if (_position != _body.Length)
-            {
-                throw new HintFormatException($"{what}: {_body.Length - _position} unexpected bytes after the last field.");
-            }
-        }
-
-        private ReadOnlySpan<byte> Take(string field, int length)
-        {
-            if (length > _body.Length - _position)
-            {
-                throw new HintFormatException($"{what}: truncated at {field} (needs {length} bytes at offset {_position}, {_body.Length - _position} left).");
-            }
-
-            var slice = _body.Slice(_position, length);
-            _position += length;
-            return slice;
-        }
-    }
+    private static FrameReader NewReader(ReadOnlySpan<byte> body, string what) => new(body, what, s_malformed);
 }

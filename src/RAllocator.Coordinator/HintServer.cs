@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using RAllocator.Fabric.Tcp;
 
 namespace RAllocator.Coordinator;
 
@@ -54,7 +55,7 @@ public sealed class HintServer : IAsyncDisposable
         _listener = listener;
         LocalEndPoint = (IPEndPoint)listener.LocalEndpoint;
         Incarnation = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
-        _acceptLoop = AcceptLoopAsync();
+        _acceptLoop = TcpAcceptLoop.RunAsync(_listener, OnAccepted, _stopping.Token);
     }
 
     /// <summary>The address the service answers on.</summary>
@@ -150,33 +151,20 @@ public sealed class HintServer : IAsyncDisposable
 
     private void Log(string line) => _options.Log?.Invoke(line);
 
-    private async Task AcceptLoopAsync()
+    private void OnAccepted(TcpClient client)
     {
-        while (!_stopping.IsCancellationRequested)
+        client.NoDelay = true;
+        lock (_connections)
         {
-            TcpClient client;
-            try
+            if (_connections.Count >= _options.MaxConnections)
             {
-                client = await _listener.AcceptTcpClientAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
+                Interlocked.Increment(ref _refusedConnections);
+                _ = RefuseBusyAsync(client);
                 return;
             }
 
-            client.NoDelay = true;
-            lock (_connections)
-            {
-                if (_connections.Count >= _options.MaxConnections)
-                {
-                    Interlocked.Increment(ref _refusedConnections);
-                    _ = RefuseBusyAsync(client);
-                    continue;
-                }
-
-                // The handler runs elsewhere and removes itself under this lock, so it always finds its entry.
-                _connections[client] = Task.Run(() => ServeAndCloseAsync(client));
-            }
+            // The handler runs elsewhere and removes itself under this lock, so it always finds its entry.
+            _connections[client] = Task.Run(() => ServeAndCloseAsync(client));
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using RAllocator.Fabric.Tcp;
 using RAllocator.Fabric.Verbs.Interop;
 using RAllocator.Nvm;
 using static RAllocator.Fabric.Verbs.Interop.IbVerbs;
@@ -42,7 +43,7 @@ public sealed class VerbsBladeExporter : IAsyncDisposable
         _options = options;
         _pin = pin;
         _readRegion = device.Register(regionAddress, regionLength, ibv_access_flags.IBV_ACCESS_REMOTE_READ);
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _acceptLoop = Task.Run(() => TcpAcceptLoop.RunAsync(_listener, OnAccepted, _stopping.Token));
     }
 
     /// <summary>Where nodes connect (the bound port when 0 was requested).</summary>
@@ -135,28 +136,15 @@ public sealed class VerbsBladeExporter : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private async Task AcceptLoopAsync()
+    private void OnAccepted(TcpClient client)
     {
-        while (!_stopping.IsCancellationRequested)
+        var session = new Session(this, client);
+        lock (_sessionsLock)
         {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception stopped) when (stopped is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            var session = new Session(this, client);
-            lock (_sessionsLock)
-            {
-                _sessions.Add(session);
-            }
-
-            session.Finished = Task.Run(session.RunAsync);
+            _sessions.Add(session);
         }
+
+        session.Finished = Task.Run(session.RunAsync);
     }
 
     private void Remove(Session session)

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using RAllocator.Blade;
 using RAllocator.Fabric;
 using RAllocator.Fabric.Handshake;
+using RAllocator.Fabric.Tcp;
 using RAllocator.Nvm;
 using RAllocator.Protocol;
 
@@ -107,7 +108,7 @@ public sealed class BladeServer : IAsyncDisposable
         _agent.PassCompleted += OnPassCompleted;
         _agentRun = _agent.RunAsync(_stopping.Token);
         _agentRun.ContinueWith(run => OnAgentFaulted(run.Exception!.InnerException!), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-        _acceptLoop = AcceptLoopAsync();
+        _acceptLoop = TcpAcceptLoop.RunAsync(_listener, client => _ = ServeAsync(client), _stopping.Token);
     }
 
     /// <summary>The image file served.</summary>
@@ -356,24 +357,6 @@ public sealed class BladeServer : IAsyncDisposable
         else
         {
             Log($"node {nodeId}: lease expired (not fenced: fencing is off)");
-        }
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_stopping.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            _ = ServeAsync(client);
         }
     }
 

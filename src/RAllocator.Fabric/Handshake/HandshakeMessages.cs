@@ -1,5 +1,4 @@
-using System.Buffers.Binary;
-using System.Text;
+using RAllocator.Fabric.Framing;
 
 namespace RAllocator.Fabric.Handshake;
 
@@ -115,6 +114,12 @@ public static class HandshakeCodec
 
     private const uint RequestMagic = 0x48_4C_41_52;  // "RALH"
     private const uint ResponseMagic = 0x52_4C_41_52; // "RALR"
+    private const string NotAPeer = "the peer is not an RAllocator blade server or node";
+
+    private static readonly Func<string, Exception> s_malformed = static message => new HandshakeFormatException(message);
+
+    private static readonly Func<uint, Exception> s_frameOutOfBounds = static length =>
+        new HandshakeFormatException($"handshake frame of {length} bytes: frames are 1 to {MaxMessageBytes} bytes (is the peer an RAllocator blade server or node?).");
 
     /// <summary>Encodes a request, framed.</summary>
     public static byte[] Encode(HandshakeRequest request)
@@ -125,15 +130,15 @@ public static class HandshakeCodec
             throw new ArgumentException($"the access token is {request.Token.Length} bytes; at most {MaxTokenBytes} are allowed.", nameof(request));
         }
 
-        var writer = new MessageWriter();
+        var writer = NewWriter();
         writer.UInt32(RequestMagic);
         writer.UInt16(Version);
         writer.Byte((byte)request.Fabric);
         writer.UInt32(request.NodeId);
         writer.Bytes(request.Token.Span);
-        writer.Text(request.NodeName);
+        writer.Text(request.NodeName, MaxTextBytes);
         writer.Bytes(request.FabricPayload.Span);
-        return writer.ToFramedArray();
+        return writer.ToFramed(MaxMessageBytes);
     }
 
     /// <summary>Encodes a response, framed.</summary>
@@ -145,11 +150,11 @@ public static class HandshakeCodec
             throw new ArgumentException($"{response.WritableRanges.Count} writable ranges; at most {MaxRanges} are allowed.", nameof(response));
         }
 
-        var writer = new MessageWriter();
+        var writer = NewWriter();
         writer.UInt32(ResponseMagic);
         writer.UInt16(Version);
         writer.Byte((byte)response.Status);
-        writer.Text(response.Message);
+        writer.Text(response.Message, MaxTextBytes);
         writer.UInt32((uint)response.BladeProcessId);
         writer.UInt64((ulong)response.RegionLength);
         writer.UInt32((uint)response.WritableRanges.Count);
@@ -160,16 +165,16 @@ public static class HandshakeCodec
         }
 
         writer.Bytes(response.FabricPayload.Span);
-        return writer.ToFramedArray();
+        return writer.ToFramed(MaxMessageBytes);
     }
 
     /// <summary>Decodes a request body (without its frame length).</summary>
     /// <exception cref="HandshakeFormatException">The bytes are not a well-formed request.</exception>
     public static HandshakeRequest DecodeRequest(ReadOnlySpan<byte> body)
     {
-        var reader = new MessageReader(body, "handshake request");
-        reader.Magic(RequestMagic);
-        reader.VersionField();
+        var reader = NewReader(body, "handshake request");
+        reader.Magic(RequestMagic, NotAPeer);
+        reader.Version(Version);
         var fabric = reader.Byte("fabric");
         if (!Enum.IsDefined((FabricKind)fabric))
         {
@@ -178,7 +183,7 @@ public static class HandshakeCodec
 
         var nodeId = reader.UInt32("node id");
         var token = reader.Bytes("token", MaxTokenBytes);
-        var name = reader.Text("node name");
+        var name = reader.Text("node name", MaxTextBytes);
         var payload = reader.Bytes("fabric payload", MaxMessageBytes);
         reader.End();
         return new HandshakeRequest(nodeId, (FabricKind)fabric, token, name, payload);
@@ -188,16 +193,16 @@ public static class HandshakeCodec
     /// <exception cref="HandshakeFormatException">The bytes are not a well-formed response.</exception>
     public static HandshakeResponse DecodeResponse(ReadOnlySpan<byte> body)
     {
-        var reader = new MessageReader(body, "handshake response");
-        reader.Magic(ResponseMagic);
-        reader.VersionField();
+        var reader = NewReader(body, "handshake response");
+        reader.Magic(ResponseMagic, NotAPeer);
+        reader.Version(Version);
         var status = reader.Byte("status");
         if (!Enum.IsDefined((HandshakeStatus)status))
         {
             throw new HandshakeFormatException($"handshake response: unknown status {status}.");
         }
 
-        var message = reader.Text("message");
+        var message = reader.Text("message", MaxTextBytes);
         var pid = (int)reader.UInt32("blade process id");
         var regionLength = (long)reader.UInt64("region length");
         if (regionLength < 0)
@@ -240,155 +245,10 @@ public static class HandshakeCodec
     /// <summary>Reads one framed message body.</summary>
     /// <exception cref="HandshakeFormatException">The frame length is out of bounds.</exception>
     /// <exception cref="EndOfStreamException">The peer closed the connection before a whole frame arrived.</exception>
-    public static async Task<byte[]> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        var header = new byte[4];
-        await stream.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
-        var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
-        if (length is 0 or > MaxMessageBytes)
-        {
-            throw new HandshakeFormatException($"handshake frame of {length} bytes: frames are 1 to {MaxMessageBytes} bytes (is the peer an RAllocator blade server or node?).");
-        }
+    public static Task<byte[]> ReadFrameAsync(Stream stream, CancellationToken cancellationToken) =>
+        BoundedFrames.ReadFrameAsync(stream, MaxMessageBytes, s_frameOutOfBounds, cancellationToken);
 
-        var body = new byte[length];
-        await stream.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
-        return body;
-    }
+    private static FrameWriter NewWriter() => new("handshake message", "text");
 
-    private sealed class MessageWriter
-    {
-        private readonly MemoryStream _buffer = new();
-
-        public MessageWriter() => _buffer.Write(stackalloc byte[4]); // frame length, patched at the end
-
-        public void Byte(byte value) => _buffer.WriteByte(value);
-
-        public void UInt16(ushort value)
-        {
-            Span<byte> bytes = stackalloc byte[2];
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes, value);
-            _buffer.Write(bytes);
-        }
-
-        public void UInt32(uint value)
-        {
-            Span<byte> bytes = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32LittleEndian(bytes, value);
-            _buffer.Write(bytes);
-        }
-
-        public void UInt64(ulong value)
-        {
-            Span<byte> bytes = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
-            _buffer.Write(bytes);
-        }
-
-        public void Bytes(ReadOnlySpan<byte> value)
-        {
-            UInt32((uint)value.Length);
-            _buffer.Write(value);
-        }
-
-        public void Text(string value)
-        {
-            var bytes = Encoding.UTF8.GetBytes(value);
-            if (bytes.Length > MaxTextBytes)
-            {
-                throw new ArgumentException($"text of {bytes.Length} UTF-8 bytes; at most {MaxTextBytes} are allowed.", nameof(value));
-            }
-
-            Bytes(bytes);
-        }
-
-        public byte[] ToFramedArray()
-        {
-            var framed = _buffer.ToArray();
-            var bodyLength = framed.Length - 4;
-            if (bodyLength > MaxMessageBytes)
-            {
-                throw new ArgumentException($"handshake message of {bodyLength} bytes; at most {MaxMessageBytes} are allowed.");
-            }
-
-            BinaryPrimitives.WriteUInt32LittleEndian(framed, (uint)bodyLength);
-            return framed;
-        }
-    }
-
-    private ref struct MessageReader(ReadOnlySpan<byte> body, string what)
-    {
-        private readonly ReadOnlySpan<byte> _body = body;
-        private int _position;
-
-        public void Magic(uint expected)
-        {
-            var magic = UInt32("magic");
-            if (magic != expected)
-            {
-                throw new HandshakeFormatException($"{what}: magic 0x{magic:x8} is not 0x{expected:x8} (the peer is not an RAllocator blade server or node).");
-            }
-        }
-
-        public void VersionField()
-        {
-            var version = UInt16("version");
-            if (version != Version)
-            {
-                throw new HandshakeFormatException($"{what}: version {version}; this build speaks version {Version} (upgrade the older side).");
-            }
-        }
-
-        public byte Byte(string field) => Take(field, 1)[0];
-
-        public ushort UInt16(string field) => BinaryPrimitives.ReadUInt16LittleEndian(Take(field, 2));
-
-        public uint UInt32(string field) => BinaryPrimitives.ReadUInt32LittleEndian(Take(field, 4));
-
-        public ulong UInt64(string field) => BinaryPrimitives.ReadUInt64LittleEndian(Take(field, 8));
-
-        public byte[] Bytes(string field, int maxLength)
-        {
-            var length = UInt32(field + " length");
-            if (length > (uint)maxLength)
-            {
-                throw new HandshakeFormatException($"{what}: {field} of {length} bytes; at most {maxLength} are allowed.");
-            }
-
-            return Take(field, (int)length).ToArray();
-        }
-
-        public string Text(string field)
-        {
-            var bytes = Bytes(field, MaxTextBytes);
-            try
-            {
-                return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new HandshakeFormatException($"{what}: {field} is not valid UTF-8.");
-            }
-        }
-
-        public readonly void End()
-        {
-            if (_position != _body.Length)
-            {
-                throw new HandshakeFormatException($"{what}: {_body.Length - _position} unexpected bytes after the last field.");
-            }
-        }
-
-        private ReadOnlySpan<byte> Take(string field, int length)
-        {
-            if (length > _body.Length - _position)
-            {
-                throw new HandshakeFormatException($"{what}: truncated at {field} (needs {length} bytes at offset {_position}, {_body.Length - _position} left).");
-            }
-
-            var slice = _body.Slice(_position, length);
-            _position += length;
-            return slice;
-        }
-    }
+    private static FrameReader NewReader(ReadOnlySpan<byte> body, string what) => new(body, what, s_malformed);
 }
