@@ -90,6 +90,42 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public async Task BenchWithCompactReportsUtilizationBeforeAndAfterDefragmentation()
+    {
+        var run = await Cli.RunAsync("bench", "--size", "256", "--ops", "40000", "--compact", "70", "--json");
+
+        run.ExitCode.ShouldBe(ExitCodes.Ok, run.ToString());
+        var json = run.Json();
+        json.GetProperty("blade_calls_on_critical_path").GetInt64().ShouldBe(0, "the compaction measurement runs after the timed run");
+        var c = json.GetProperty("compaction");
+        c.GetProperty("freed_percent").GetInt32().ShouldBe(70);
+        c.GetProperty("objects").GetInt64().ShouldBe(40_000);
+        c.GetProperty("live_objects").GetInt64().ShouldBeInRange(10_000, 14_000, "about 30% of 40,000 stay live");
+        double before = c.GetProperty("utilization_before").GetDouble(), after = c.GetProperty("utilization_after").GetDouble();
+        after.ShouldBeGreaterThan(before + 0.2, "compaction packs the survivors into fewer slabs");
+        c.GetProperty("slabs_held_after").GetInt64().ShouldBeLessThan(c.GetProperty("slabs_held_before").GetInt64());
+        c.GetProperty("objects_moved").GetInt64().ShouldBeGreaterThan(0);
+        c.GetProperty("slabs_returned").GetInt32().ShouldBeGreaterThan(0);
+
+        var text = await Cli.RunAsync("bench", "--size", "256", "--ops", "20000", "--compact", "50");
+        text.ExitCode.ShouldBe(ExitCodes.Ok, text.ToString());
+        text.Out.ShouldContain("50% freed at random: utilization");
+    }
+
+    [Theory]
+    [InlineData("100", "loopback")]
+    [InlineData("-1", "loopback")]
+    [InlineData("50", "shm")]
+    public async Task BenchWithABadCompactIsAUsageErrorNamingIt(string percent, string fabric)
+    {
+        var run = await Cli.RunAsync("bench", "--ops", "10", "--fabric", fabric, "--compact", percent);
+
+        run.ExitCode.ShouldBe(ExitCodes.Usage, run.ToString());
+        run.Error.ShouldContain("--compact");
+        run.Out.ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task BenchTextShowsSlabSizingAcquisitionsPerMillionSizesAndFragmentation()
     {
         var run = await Cli.RunAsync("bench", "--slab-size", "64KiB", "--ops", "20000", "--slab-sizing", "adaptive", "--max-span", "4");

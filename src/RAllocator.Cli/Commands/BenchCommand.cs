@@ -112,17 +112,29 @@ internal static class BenchCommand
         var maxSpan = FormatCommand.MaxSpanOption(
             "Largest slab of the bench blade, in base slabs: a power of two from 1 to 64. Default: what --slab-sizing needs "
             + $"(fixed: 1, fixed:N: N, adaptive: {SlabSizingChoice.AdaptiveDefaultMaxSpan}).");
+        var compact = new Option<int>("--compact")
+        {
+            Description = "After the timed run, also measure defragmentation: allocate the objects again, free this percentage of them at "
+                + "random, compact the heap and report utilization before and after (0: off).",
+            HelpName = "PERCENT",
+            DefaultValueFactory = _ => 0,
+        }.InRange(0, 99);
         var json = new Option<bool>("--json") { Description = "Print exactly one JSON object (snake_case keys) on stdout." };
 
         var command = new Command("bench", "Measure object allocate/free latency, slab acquisitions, round trips per slab and blade calls on the critical path.")
         {
-            fabric, size, ops, threads, slabSize, nvm, slabSizing, maxSpan, json, blades, tokenFile, nodeId, acquisitions, ucxTls,
+            fabric, size, ops, threads, slabSize, nvm, slabSizing, maxSpan, compact, json, blades, tokenFile, nodeId, acquisitions, ucxTls,
         };
         command.Validators.Add(result =>
         {
             if (result.GetValue(fabric) == "loopback" && result.GetValue(blades) is { Length: > 0 })
             {
                 result.AddError("--blade needs --fabric shm or --fabric ucx: the loopback fabric runs its blade in this process.");
+            }
+
+            if (result.GetValue(fabric) is { } chosen && chosen != "loopback" && result.GetValue(compact) > 0)
+            {
+                result.AddError("--compact runs on the bench's own blade: use it with --fabric loopback (the default).");
             }
         });
         command.SetAction((parseResult, cancellationToken) => parseResult.GetValue(fabric) is "loopback" ? RunAsync(
@@ -137,6 +149,7 @@ internal static class BenchCommand
             {
                 SlabSizing = ResolveSlabSizing(parseResult, slabSizing, maxSpan, out uint spanLimit),
                 MaxSpan = spanLimit,
+                CompactPercent = parseResult.GetValue(compact),
             },
             parseResult.GetValue(json),
             cancellationToken) : RunRemoteAsync(
@@ -347,6 +360,9 @@ internal static class BenchCommand
             long slabsReturned = heap.GetStatistics().SlabsReturned - returnedBefore;
             agent.RunOnce();
             agentPassesBetweenPhases++;
+            var compaction = settings.CompactPercent > 0
+                ? await MeasureCompactionAsync(blade, heap, settings, cancellationToken).ConfigureAwait(false)
+                : null;
             var finalState = blade.Image.Scan();
             if (!finalState.IsConsistent)
             {
@@ -390,7 +406,8 @@ internal static class BenchCommand
                 BladeCallsOnCriticalPath: criticalPathCalls,
                 AgentPassesBetweenPhases: agentPassesBetweenPhases,
                 Phases: phases.Count,
-                SampleEvery: SampleEvery);
+                SampleEvery: SampleEvery,
+                Compaction: compaction);
         }
         finally
         {
@@ -401,6 +418,86 @@ internal static class BenchCommand
             }
         }
     }
+
+    /// <summary>
+    /// Defragmentation, measured apart from the timed run so it cannot disturb its latencies: the objects are allocated
+    /// again, a random <see cref="BenchSettings.CompactPercent"/> of them freed, and the heap compacted with the agent
+    /// running (emptied slabs go back to the blade); the relocation callback only updates the bench's pointer table.
+    /// </summary>
+    private static async Task<BenchCompactionReport> MeasureCompactionAsync(EmbeddedBlade blade, WorkingNodeHeap heap, BenchSettings settings, CancellationToken cancellationToken)
+    {
+        // The timed run's slabs are Freeing until the node publishes past their epoch: reclaim them first.
+        for (int round = 0; round < 100 && blade.Image.Scan().Count(SlabState.Freeing) > 0; round++)
+        {
+            await heap.PublishEpochsAsync(cancellationToken).ConfigureAwait(false);
+            blade.Agent.RunOnce();
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var agent = blade.RunAgentAsync(stop.Token);
+        var epochs = heap.MaintainAsync(TimeSpan.FromMilliseconds(1), stop.Token);
+        try
+        {
+            long objects = Math.Min(settings.Ops, MaxCompactionObjects);
+            var slotOf = new Dictionary<RemotePtr, long>();
+            var ptrs = new RemotePtr[objects];
+            for (long i = 0; i < objects; i++)
+            {
+                ptrs[i] = await heap.AllocateAsync(settings.SizeBytes, cancellationToken).ConfigureAwait(false);
+            }
+
+            var random = new Random(1);
+            for (long i = 0; i < objects; i++)
+            {
+                if (random.Next(100) < settings.CompactPercent)
+                {
+                    await heap.FreeAsync(ptrs[i], cancellationToken).ConfigureAwait(false);
+                    ptrs[i] = RemotePtr.Null;
+                }
+                else
+                {
+                    slotOf[ptrs[i]] = i;
+                }
+            }
+
+            var report = await heap.CompactAsync((from, to, _) =>
+            {
+                long slot = slotOf[from];
+                slotOf.Remove(from);
+                slotOf[to] = slot;
+                ptrs[slot] = to;
+                return ValueTask.CompletedTask;
+            }, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+            foreach (var ptr in ptrs.Where(p => !p.IsNull))
+            {
+                await heap.FreeAsync(ptr, cancellationToken).ConfigureAwait(false);
+            }
+
+            return new BenchCompactionReport(
+                FreedPercent: settings.CompactPercent,
+                Objects: objects,
+                LiveObjects: report.Before.LiveObjects,
+                UtilizationBefore: Math.Round(report.Before.Utilization, 4),
+                UtilizationAfter: Math.Round(report.After.Utilization, 4),
+                SlabsHeldBefore: report.Before.SlabsHeld,
+                SlabsHeldAfter: report.After.SlabsHeld,
+                ObjectsMoved: report.ObjectsMoved,
+                BytesMoved: report.BytesMoved,
+                SlabsReturned: report.SlabsReturned,
+                RoundTripsPerMovedObject: report.ObjectsMoved == 0 ? 0 : Math.Round(report.Fabric.RoundTrips / (double)report.ObjectsMoved, 3),
+                ElapsedMs: Math.Round(report.Elapsed.TotalMilliseconds, 1));
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            await agent.ConfigureAwait(false);
+            await epochs.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Objects the compaction measurement allocates at most (it is a side measurement; keep it short).</summary>
+    private const long MaxCompactionObjects = 200_000;
 
     private static long SpanCount(HeapStatistics statistics, int spanClass) =>
         statistics.SlabsBySpanClass is { } counts && spanClass < counts.Count ? counts[spanClass] : 0;
@@ -555,6 +652,13 @@ internal static class BenchCommand
         ImageReportWriter.Line(o, "  blade calls", $"{r.BladeCallsOnCriticalPath} on the critical path (agent paused during {r.Phases} timed phase{(r.Phases == 1 ? "" : "s")}; "
             + $"{r.AgentPassesBetweenPhases} passes between them)");
         ImageReportWriter.Line(o, "  sampling", $"percentiles from 1 op in {r.SampleEvery} timed alone; means from the whole timed loops");
+        if (r.Compaction is { } c)
+        {
+            ImageReportWriter.Line(o, "  compaction", string.Create(CultureInfo.InvariantCulture,
+                $"{c.Objects} objects allocated again, {c.FreedPercent}% freed at random: utilization {c.UtilizationBefore * 100:0.#}% in {c.SlabsHeldBefore} slabs "
+                + $"-> {c.UtilizationAfter * 100:0.#}% in {c.SlabsHeldAfter} slabs; {c.ObjectsMoved} objects moved, {c.SlabsReturned} slabs returned, "
+                + $"{c.RoundTripsPerMovedObject:0.###} round trips per moved object, {c.ElapsedMs:0.#} ms"));
+        }
     }
 
     /// <summary>The nearest-rank quantile of sorted Stopwatch tick samples, in nanoseconds (0 for no samples).</summary>
@@ -597,7 +701,25 @@ internal sealed record BenchSettings(string Fabric, int SizeBytes, long Ops, int
 
     /// <summary>The bench blade's maximum span in base slabs (<c>--max-span</c>; default 1).</summary>
     public uint MaxSpan { get; init; } = 1;
+
+    /// <summary>Percentage of objects freed before the compaction measurement (<c>--compact</c>; 0: no such measurement).</summary>
+    public int CompactPercent { get; init; }
 }
+
+/// <summary>The defragmentation measurement of <c>bench --compact</c> (utilization = live object bytes / bytes of slabs held).</summary>
+internal sealed record BenchCompactionReport(
+    int FreedPercent,
+    long Objects,
+    long LiveObjects,
+    double UtilizationBefore,
+    double UtilizationAfter,
+    long SlabsHeldBefore,
+    long SlabsHeldAfter,
+    long ObjectsMoved,
+    long BytesMoved,
+    int SlabsReturned,
+    double RoundTripsPerMovedObject,
+    double ElapsedMs);
 
 /// <summary>What <c>bench</c> measured (the <c>--json</c> object, snake_case keys).</summary>
 internal sealed record BenchReport(
@@ -636,4 +758,5 @@ internal sealed record BenchReport(
     long BladeCallsOnCriticalPath,
     long AgentPassesBetweenPhases,
     int Phases,
-    int SampleEvery);
+    int SampleEvery,
+    BenchCompactionReport? Compaction = null);
