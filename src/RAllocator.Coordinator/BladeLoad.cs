@@ -12,6 +12,8 @@ namespace RAllocator.Coordinator;
 /// <param name="RingedSlabs">Slabs placed in the ring, ready to be taken (they count as free: any node may take them).</param>
 /// <param name="FreeingSlabs">Slabs returned and waiting for their epoch (they count as used until reclaimed).</param>
 /// <param name="AgentHeartbeat">The blade agent's pass counter (a value that stops moving means a stuck agent).</param>
+/// <param name="BladeUid">The blade's identity from its superblock (0 before it was read): nodes match hints to their
+/// blades by it, so a coordinator whose blade list is in another order than a node's still advises the right blade.</param>
 public readonly record struct BladeLoad(
     int BladeId,
     bool Reachable,
@@ -20,7 +22,8 @@ public readonly record struct BladeLoad(
     ulong OwnedSlabs,
     ulong RingedSlabs,
     ulong FreeingSlabs,
-    ulong AgentHeartbeat)
+    ulong AgentHeartbeat,
+    ulong BladeUid = 0)
 {
     /// <summary>Slabs not available to a new acquisition: owned or waiting to be reclaimed.</summary>
     public ulong UsedSlabs => Math.Min(SlabCount, OwnedSlabs + FreeingSlabs);

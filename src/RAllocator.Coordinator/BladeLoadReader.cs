@@ -13,6 +13,7 @@ public sealed class BladeLoadReader
 {
     private readonly byte[] _buffer = new byte[Math.Max(Superblock.SizeBytes, BladeControlBlock.SizeBytes)];
     private BladeGeometry? _geometry;
+    private ulong _bladeUid;
     private BladeLoad _last;
 
     /// <summary>Reads through <paramref name="connection"/> (a read-only registration is enough).</summary>
@@ -45,7 +46,7 @@ public sealed class BladeLoadReader
             await Connection.ReadAsync(BladeLayout.ControlOffset, bytes, cancellationToken).ConfigureAwait(false);
             var control = BladeControlBlock.FromBytes(bytes.Span);
             _last = new BladeLoad(BladeId, true, geometry.SlabCount, geometry.SlabSizeBytes,
-                control.OwnedSlabs, control.RingedSlabs, control.FreeingSlabs, control.AgentHeartbeat);
+                control.OwnedSlabs, control.RingedSlabs, control.FreeingSlabs, control.AgentHeartbeat, _bladeUid);
         }
         catch (Exception ex) when (ex is FabricException or BladeImageException)
         {
@@ -62,6 +63,8 @@ public sealed class BladeLoadReader
         var copyA = Superblock.FromBytes(bytes.Span);
         await Connection.ReadAsync(BladeLayout.SuperblockBOffset, bytes, cancellationToken).ConfigureAwait(false);
         var copyB = Superblock.FromBytes(bytes.Span);
-        return SuperblockCodec.GeometryOf(SuperblockCodec.Choose(copyA, copyB, Connection.RegionLength).Superblock);
+        var superblock = SuperblockCodec.Choose(copyA, copyB, Connection.RegionLength).Superblock;
+        _bladeUid = superblock.BladeUid;
+        return SuperblockCodec.GeometryOf(superblock);
     }
 }

@@ -16,6 +16,7 @@ public sealed class CoordinatedPlacement : IPlacementPolicy
 {
     private readonly IPlacementPolicy _fallback;
     private readonly Lock _gate = new();
+    private MatchedHints? _matched;
     private PlacementHints? _hints;
     private long[] _current = [];
     private long _currentVersion = -1;
@@ -59,14 +60,57 @@ public sealed class CoordinatedPlacement : IPlacementPolicy
     public IEnumerable<int> Order(IReadOnlyList<BladeClient> blades, int sizeClass)
     {
         ArgumentNullException.ThrowIfNull(blades);
-        var hints = Hints;
-        if (hints is null || hints.Blades.Count != blades.Count)
+        var hints = Hints is { } current ? InNodeOrder(current, blades) : null;
+        if (hints is null)
         {
             return _fallback.Order(blades, sizeClass);
         }
 
         return OrderByHints(hints);
     }
+
+    /// <summary>
+    /// The hints with one entry per blade of this node, at the node's positions: matched by each blade's superblock
+    /// identity when the coordinator sent it (its <c>--blade</c> list may be in another order), else by position.
+    /// Null when they do not describe exactly this node's blades (the node then places round robin).
+    /// </summary>
+    private PlacementHints? InNodeOrder(PlacementHints hints, IReadOnlyList<BladeClient> blades)
+    {
+        if (hints.Blades.Count != blades.Count)
+        {
+            return null;
+        }
+
+        if (hints.Blades.All(h => h.BladeUid == 0))
+        {
+            return hints;
+        }
+
+        var cached = Volatile.Read(ref _matched);
+        if (cached is not null && ReferenceEquals(cached.From, hints))
+        {
+            return cached.Matched;
+        }
+
+        var byUid = hints.Blades.Where(h => h.BladeUid != 0).GroupBy(h => h.BladeUid).ToDictionary(g => g.Key, g => g.First());
+        var matched = new BladeHint[blades.Count];
+        for (int i = 0; i < blades.Count; i++)
+        {
+            if (!byUid.TryGetValue(blades[i].Superblock.BladeUid, out var hint))
+            {
+                return null;
+            }
+
+            matched[i] = hint with { BladeId = i };
+        }
+
+        var result = hints with { Blades = matched };
+        Volatile.Write(ref _matched, new MatchedHints(hints, result));
+        return result;
+    }
+
+    /// <summary>The last hints matched to this node's blades, and what they were matched from.</summary>
+    private sealed record MatchedHints(PlacementHints From, PlacementHints Matched);
 
     internal int[] OrderByHints(PlacementHints hints)
     {

@@ -40,7 +40,7 @@ public sealed class HintFormatException(string message) : Exception(message);
 public static class HintCodec
 {
     /// <summary>The protocol version this build speaks.</summary>
-    public const ushort Version = 1;
+    public const ushort Version = 2;
 
     /// <summary>The largest request body a service reads (a request is 6 bytes; the slack is for later versions).</summary>
     public const int MaxRequestBytes = 64;
@@ -113,6 +113,7 @@ public static class HintCodec
                 writer.UInt64(blade.Weight);
                 writer.Double(blade.Utilization);
                 writer.UInt64(blade.FreeBytes);
+                writer.UInt64(blade.BladeUid);
             }
         }
 
@@ -184,7 +185,8 @@ public static class HintCodec
                 }
 
                 var freeBytes = reader.UInt64("blade free bytes");
-                blades[i] = new BladeHint(i, (flags & ReachableFlag) != 0, (flags & ShedFlag) != 0, weight, utilization, freeBytes);
+                var uid = reader.UInt64("blade uid");
+                blades[i] = new BladeHint(i, (flags & ReachableFlag) != 0, (flags & ShedFlag) != 0, weight, utilization, freeBytes, uid);
             }
 
             hints = new PlacementHints((long)version, mark, blades);

@@ -38,7 +38,8 @@ public sealed record PlacementHints(long Version, double HighWaterMark, IReadOnl
                 Shed: shed,
                 Weight: reachable ? headroomSlabs * load.SlabSizeBytes : 0,
                 Utilization: load.Utilization,
-                FreeBytes: load.FreeBytes);
+                FreeBytes: load.FreeBytes,
+                BladeUid: load.BladeUid);
         }
 
         return new PlacementHints(version, highWaterMark, hints);
@@ -52,4 +53,5 @@ public sealed record PlacementHints(long Version, double HighWaterMark, IReadOnl
 /// <param name="Weight">Share of new slab requests among blades that are not shed: bytes of headroom below the mark.</param>
 /// <param name="Utilization">Fraction of the blade's slabs used when read.</param>
 /// <param name="FreeBytes">Free bytes when read.</param>
-public readonly record struct BladeHint(int BladeId, bool Reachable, bool Shed, ulong Weight, double Utilization, ulong FreeBytes);
+/// <param name="BladeUid">The blade's superblock identity (0 when unknown): what a node matches the hint to its own blade by.</param>
+public readonly record struct BladeHint(int BladeId, bool Reachable, bool Shed, ulong Weight, double Utilization, ulong FreeBytes, ulong BladeUid = 0);

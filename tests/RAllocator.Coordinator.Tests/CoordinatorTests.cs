@@ -47,6 +47,33 @@ public sealed class CoordinatorTests
     }
 
     [Fact]
+    public async Task Hints_follow_each_blades_identity_when_the_coordinator_lists_the_blades_in_another_order()
+    {
+        // The coordinator's list is the node's reversed (an operator passed --blade in another order): hints carry each
+        // blade's superblock uid, so the full blade 0 still sheds and the node's slabs go to blade 1.
+        await using var cluster = new Cluster(blades: 2);
+        await cluster.FillAsync(blade: 0, slabs: (int)(cluster.SlabCount(0) * 6 / 10), nodeId: 1);
+        await cluster.SettleAsync();
+        var reversed = new IFabricConnection[]
+        {
+            cluster.Blades[1].Fabric.Connect(0, FabricAccess.ReadOnly, "coordinator"),
+            cluster.Blades[0].Fabric.Connect(1, FabricAccess.ReadOnly, "coordinator"),
+        };
+        var coordinator = new PlacementCoordinator(reversed, new CoordinatorOptions { HighWaterMark = 0.5 });
+        var policy = new CoordinatedPlacement();
+        coordinator.Attach(policy);
+        var hints = await coordinator.RefreshAsync();
+        hints.Blades[1].Shed.ShouldBeTrue("the coordinator's blade 1 is the node's blade 0, 60% full");
+        hints.Blades[1].BladeUid.ShouldBe(cluster.Blades[0].Image.Superblock.BladeUid);
+
+        var heap = await EmbeddedNode.OpenHeapAsync(cluster.Blades, nodeId: 2, new HeapOptions { Placement = policy });
+        for (int i = 0; i < 8; i++)
+        {
+            (await heap.AllocateAsync(Cluster.SlabObject)).BladeId.ShouldBe(1, "blade 0 is above the mark, whatever position the coordinator gave it");
+        }
+    }
+
+    [Fact]
     public async Task Seeded_bug_ignoring_the_high_water_mark_is_caught()
     {
         (await ShedScenarioAsync(new CoordinatorFaults { IgnoreHighWaterMark = true })).ShouldBeGreaterThan(0);

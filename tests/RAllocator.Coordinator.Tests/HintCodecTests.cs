@@ -51,8 +51,8 @@ public sealed class HintCodecTests
         Should.Throw<HintFormatException>(() => HintCodec.DecodeRequest([.. request, 0])).Message.ShouldContain("unexpected bytes");
         Should.Throw<HintFormatException>(() => HintCodec.DecodeRequest("GET / HTTP/1.1\r\n"u8)).Message.ShouldContain("magic");
         var future = (byte[])request.Clone();
-        future[4] = 2;
-        Should.Throw<HintFormatException>(() => HintCodec.DecodeRequest(future)).Message.ShouldContain("version 2");
+        future[4] = (byte)(HintCodec.Version + 1);
+        Should.Throw<HintFormatException>(() => HintCodec.DecodeRequest(future)).Message.ShouldContain($"version {HintCodec.Version + 1}");
     }
 
     [Fact]
