@@ -33,7 +33,7 @@ internal static class CoordinatorCommand
     {
         var blades = new Option<string[]>("--blade")
         {
-            Description = "A blade server to watch, host:port; repeat for each blade, in the order working nodes list them (blade id = position).",
+            Description = "A blade server to watch, host:port; repeat for each blade (any order: hints name blades by their superblock uid).",
             HelpName = "HOST:PORT",
             Required = true,
             AllowMultipleArgumentsPerToken = false,
