@@ -54,26 +54,7 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "loopback",
         };
         fabric.OneOf(s_fabrics);
-        var blades = new Option<string[]>("--blade")
-        {
-            Description = "A running blade server, host:port (repeat for several). Without it, shm and ucx start a blade server in this process on a temporary image.",
-            HelpName = "HOST:PORT",
-            AllowMultipleArgumentsPerToken = false,
-        };
-        blades.Validators.Add(result =>
-        {
-            foreach (var token in result.Tokens)
-            {
-                try
-                {
-                    BladeEndpoint.Parse(token.Value);
-                }
-                catch (FormatException ex)
-                {
-                    result.AddError($"--blade {ex.Message}");
-                }
-            }
-        });
+        var blades = CliOptions.Blades("A running blade server, host:port (repeat for several). Without it, shm and ucx start a blade server in this process on a temporary image.");
         var tokenFile = new Option<string>("--token-file") { Description = "The blade servers' access token file (with --blade).", HelpName = "FILE" };
         var nodeId = new Option<uint>("--node-id") { Description = "The node id to connect as (with --blade; must not be in use).", HelpName = "N", DefaultValueFactory = _ => 0 };
         var ucxTls = FabricAvailability.UcxTransportsOption();

@@ -24,6 +24,40 @@ internal static class CliOptions
         return option;
     }
 
+    /// <summary>
+    /// <c>--blade HOST:PORT</c>, repeatable: every value must parse as a <see cref="RAllocator.Hosting.BladeEndpoint"/>
+    /// (the error names the option and the value); with <paramref name="rejectDuplicates"/>, a blade named twice is an error too.
+    /// </summary>
+    public static Option<string[]> Blades(string description, bool required = false, bool rejectDuplicates = false)
+    {
+        var option = new Option<string[]>("--blade")
+        {
+            Description = description,
+            HelpName = "HOST:PORT",
+            Required = required,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        option.Validators.Add(result =>
+        {
+            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var token in result.Tokens)
+            {
+                try
+                {
+                    if (!seen.Add(RAllocator.Hosting.BladeEndpoint.Parse(token.Value).ToString()) && rejectDuplicates)
+                    {
+                        result.AddError($"--blade {token.Value} is named twice: every blade appears once.");
+                    }
+                }
+                catch (FormatException ex)
+                {
+                    result.AddError($"--blade {ex.Message}");
+                }
+            }
+        });
+        return option;
+    }
+
     /// <summary>The path of a blade image file, a required argument.</summary>
     public static Argument<string> ImagePath(string description) => new("PATH")
     {

@@ -31,31 +31,8 @@ internal static class CoordinatorCommand
 {
     public static Command Create(CliContext cli)
     {
-        var blades = new Option<string[]>("--blade")
-        {
-            Description = "A blade server to watch, host:port; repeat for each blade (any order: hints name blades by their superblock uid).",
-            HelpName = "HOST:PORT",
-            Required = true,
-            AllowMultipleArgumentsPerToken = false,
-        };
-        blades.Validators.Add(result =>
-        {
-            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var token in result.Tokens)
-            {
-                try
-                {
-                    if (!seen.Add(BladeEndpoint.Parse(token.Value).ToString()))
-                    {
-                        result.AddError($"--blade {token.Value} is named twice: every blade appears once, at its blade id's position.");
-                    }
-                }
-                catch (FormatException ex)
-                {
-                    result.AddError($"--blade {ex.Message}");
-                }
-            }
-        });
+        var blades = CliOptions.Blades("A blade server to watch, host:port; repeat for each blade (any order: hints name blades by their superblock uid).",
+            required: true, rejectDuplicates: true);
         var tokenFile = new Option<string>("--token-file")
         {
             Description = "The blade servers' access token file.",

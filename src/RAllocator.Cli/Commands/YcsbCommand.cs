@@ -70,25 +70,7 @@ internal static class YcsbCommand
             HelpName = "PATH",
         };
         var json = new Option<bool>("--json") { Description = "Print exactly one JSON object (snake_case keys) on stdout." };
-        var blades = new Option<string[]>("--blade")
-        {
-            Description = "A running blade server (rallocator serve), host:port; repeat for several. Without it, ycsb runs one blade in this process.",
-            HelpName = "HOST:PORT",
-        };
-        blades.Validators.Add(result =>
-        {
-            foreach (var token in result.Tokens)
-            {
-                try
-                {
-                    BladeEndpoint.Parse(token.Value);
-                }
-                catch (FormatException ex)
-                {
-                    result.AddError($"--blade {ex.Message}");
-                }
-            }
-        });
+        var blades = CliOptions.Blades("A running blade server (rallocator serve), host:port; repeat for several. Without it, ycsb runs one blade in this process.");
         var tokenFile = new Option<string>("--token-file") { Description = "The blade servers' access token file (with --blade).", HelpName = "FILE" };
         var nodeId = new Option<uint>("--node-id") { Description = "The node id to connect as (with --blade; must not be in use). Its root names the store: a store it left is reopened.", HelpName = "N", DefaultValueFactory = _ => 0 };
         var fabric = new Option<string>("--fabric") { Description = "The fabric to the blade servers (with --blade).", HelpName = "shm", DefaultValueFactory = _ => "shm" };
