@@ -80,6 +80,20 @@ internal sealed partial class SizeClassHeap(int sizeClass)
 
     public IEnumerable<CarvedSlab> AllSlabsUnsynchronized() => _partial.Concat(_full).Concat(_empty).Concat(_withdrawn);
 
+    /// <summary>What the class holds: its slabs, their live objects, and their bytes (every span counted whole).</summary>
+    public SizeClassTotals TotalsUnsynchronized()
+    {
+        long slabs = 0, live = 0, held = 0;
+        foreach (var slab in AllSlabsUnsynchronized())
+        {
+            slabs++;
+            live += slab.LiveCount;
+            held += slab.SlabBytes;
+        }
+
+        return new SizeClassTotals(slabs, live, live * SizeClasses.Sizes[SizeClass], held);
+    }
+
     private bool TrimUnsynchronized(CarvedSlab slab, int emptySlabThreshold)
     {
         if (_empty.Count <= emptySlabThreshold)
@@ -136,3 +150,6 @@ internal sealed partial class SizeClassHeap(int sizeClass)
         }
     }
 }
+
+/// <summary>A size class's holdings at one moment (see <see cref="SizeClassHeap.TotalsUnsynchronized"/>).</summary>
+internal readonly record struct SizeClassTotals(long Slabs, long LiveObjects, long LiveBytes, long HeldBytes);

@@ -34,25 +34,19 @@ public sealed partial class WorkingNodeHeap
         long liveObjects = 0, liveBytes = 0, slabsHeld = 0, heldBytes = 0;
         foreach (var heap in _classes)
         {
-            long slabs = 0, live = 0, held = 0;
+            SizeClassTotals totals;
             lock (heap.Gate)
             {
-                foreach (var slab in heap.AllSlabsUnsynchronized())
-                {
-                    slabs++;
-                    live += slab.LiveCount;
-                    held += slab.SlabBytes;
-                }
+                totals = heap.TotalsUnsynchronized();
             }
 
-            if (slabs > 0)
+            if (totals.Slabs > 0)
             {
-                int size = SizeClasses.Sizes[heap.SizeClass];
-                byClass.Add(new SizeClassUtilization(heap.SizeClass, size, live, live * size, slabs, held));
-                liveObjects += live;
-                liveBytes += live * size;
-                slabsHeld += slabs;
-                heldBytes += held;
+                byClass.Add(new SizeClassUtilization(heap.SizeClass, SizeClasses.Sizes[heap.SizeClass], totals.LiveObjects, totals.LiveBytes, totals.Slabs, totals.HeldBytes));
+                liveObjects += totals.LiveObjects;
+                liveBytes += totals.LiveBytes;
+                slabsHeld += totals.Slabs;
+                heldBytes += totals.HeldBytes;
             }
         }
 

@@ -44,7 +44,7 @@ public sealed partial class WorkingNodeHeap
     // The largest span class every blade serves, and the smallest base slab: the policy's frame of reference.
     private readonly int _maxSpanClass;
     private readonly ulong _baseSlabBytes;
-    private readonly long[] _slabsAcquiredBySpanClass = new long[8];
+    private readonly long[] _slabsAcquiredBySpanClass = new long[BitOperations.Log2(BladeGeometry.MaxSlabSpanLimit) + 1];
     private long _allocations;
     private long _frees;
     private long _slabsAcquired;
@@ -299,21 +299,21 @@ public sealed partial class WorkingNodeHeap
         long slabs = 0, live = 0, liveBytes = 0, heldBytes = 0;
         foreach (var heap in _classes)
         {
+            SizeClassTotals totals;
             lock (heap.Gate)
             {
-                foreach (var slab in heap.AllSlabsUnsynchronized())
-                {
-                    slabs++;
-                    live += slab.LiveCount;
-                    liveBytes += (long)slab.LiveCount * slab.ObjectSizeBytes;
-                    heldBytes += slab.SlabBytes;
-                }
+                totals = heap.TotalsUnsynchronized();
             }
+
+            slabs += totals.Slabs;
+            live += totals.LiveObjects;
+            liveBytes += totals.LiveBytes;
+            heldBytes += totals.HeldBytes;
         }
 
         return new HeapStatistics(Interlocked.Read(ref _allocations), Interlocked.Read(ref _frees),
             Interlocked.Read(ref _slabsAcquired), Interlocked.Read(ref _slabsReturned), slabs + _spareSlabs.Count + _recovering.Count, live, liveBytes,
-            heldBytes, _slabsAcquiredBySpanClass.Select(c => Interlocked.Read(ref c)).ToArray());
+            heldBytes, Enumerable.Range(0, _slabsAcquiredBySpanClass.Length).Select(c => Interlocked.Read(ref _slabsAcquiredBySpanClass[c])).ToArray());
     }
 
     /// <summary>Slabs this node owns on <paramref name="bladeId"/> (carved, spare or recovering), by index.</summary>
@@ -420,21 +420,18 @@ public sealed partial class WorkingNodeHeap
     private int ChooseSpanClass(SizeClassHeap heap)
     {
         int objectSize = SizeClasses.Sizes[heap.SizeClass];
-        long liveBytes = 0, heldBytes = 0, allocations;
+        long allocations;
+        SizeClassTotals totals;
         lock (heap.Gate)
         {
             allocations = heap.Allocations;
-            foreach (var slab in heap.AllSlabsUnsynchronized())
-            {
-                liveBytes += (long)slab.LiveCount * objectSize;
-                heldBytes += slab.SlabBytes;
-            }
+            totals = heap.TotalsUnsynchronized();
         }
 
         var last = heap.LastAcquisition;
         int minSpanClass = Math.Min(SpanClasses.Smallest(objectSize, _baseSlabBytes), _maxSpanClass);
         var context = new SlabSizingContext(heap.SizeClass, objectSize, _baseSlabBytes, minSpanClass, _maxSpanClass,
-            allocations - last.AllocationsThen, last.SpanClass, last.Capacity, liveBytes, heldBytes);
+            allocations - last.AllocationsThen, last.SpanClass, last.Capacity, totals.LiveBytes, totals.HeldBytes);
         return Math.Clamp(_options.SlabSizing.ChooseSpanClass(context), minSpanClass, _maxSpanClass);
     }
 
