@@ -33,11 +33,7 @@ internal sealed record KvArguments(BladeEndpoint Blade, string TokenFile, uint N
             return null;
         }
 
-        var values = new Dictionary<string, string>();
-        for (var i = 1; i + 1 < args.Length; i += 2)
-        {
-            values[args[i]] = args[i + 1];
-        }
+        var values = WorkerProcess.Options(args, first: 1);
 
         try
         {
@@ -147,15 +143,8 @@ internal sealed class KvWorker(KvArguments arguments)
             : throw new ArgumentException($"kvworker: fabric '{arguments.Fabric}' is not built into this worker");
         while (true)
         {
-            WorkingNodeHeap heap;
-            try
+            if (await WorkerProcess.OpenHeapAsync(arguments.Blade, arguments.NodeId, token, connector, $"kvworker {arguments.NodeId}").ConfigureAwait(false) is not { } heap)
             {
-                heap = await RemoteNode.OpenHeapAsync([arguments.Blade], arguments.NodeId, token, connector,
-                    remoteOptions: new RemoteBladeOptions { RetryFor = TimeSpan.FromSeconds(30), NodeName = $"kvworker {arguments.NodeId}" }).ConfigureAwait(false);
-            }
-            catch (FabricException ex)
-            {
-                Console.WriteLine($"UNREACHABLE {ex.Message}");
                 return 4;
             }
 
@@ -187,11 +176,10 @@ internal sealed class KvWorker(KvArguments arguments)
                 Console.WriteLine($"VIOLATION the store is corrupt: {ex.Message}");
                 return 3;
             }
-            catch (Exception ex) when (ex is FabricException or ProtocolStallException or TimeoutException)
+            catch (Exception ex) when (WorkerProcess.IsBladeLost(ex))
             {
                 // The operation in flight, if any, stays pending: it may or may not have happened.
-                Console.WriteLine($"BLADE-LOST {ex.GetType().Name}: {ex.Message}");
-                await heap.Blades[0].Connection.DisposeAsync().ConfigureAwait(false);
+                await WorkerProcess.ReportBladeLostAsync(heap, ex).ConfigureAwait(false);
             }
         }
     }
@@ -306,7 +294,7 @@ internal sealed class KvWorker(KvArguments arguments)
             int key = _random.Next(arguments.Keys);
             bool isPut = !_acked.ContainsKey(key) || _random.NextDouble() < 0.7;
             var op = new Pending(++_seq, isPut, key);
-            Append(journal, string.Create(CultureInfo.InvariantCulture, $"T {op.Seq} {(isPut ? 'P' : 'D')} {key}\n"));
+            WorkerProcess.Append(journal, string.Create(CultureInfo.InvariantCulture, $"T {op.Seq} {(isPut ? 'P' : 'D')} {key}\n"));
             _pending = op;
             if (isPut)
             {
@@ -319,7 +307,7 @@ internal sealed class KvWorker(KvArguments arguments)
             }
 
             // Acknowledged only now: the journal records what the application may rely on after a crash.
-            Append(journal, string.Create(CultureInfo.InvariantCulture, $"A {op.Seq}\n"));
+            WorkerProcess.Append(journal, string.Create(CultureInfo.InvariantCulture, $"A {op.Seq}\n"));
             Apply(op);
             _pending = null;
             _acknowledgedHere++;
@@ -363,19 +351,13 @@ internal sealed class KvWorker(KvArguments arguments)
     /// <summary>After a verified recovery the pending operation is decided (all or nothing): journal which.</summary>
     private void Resolve(FileStream journal, Pending op, bool applied)
     {
-        Append(journal, string.Create(CultureInfo.InvariantCulture, $"{(applied ? 'A' : 'X')} {op.Seq}\n"));
+        WorkerProcess.Append(journal, string.Create(CultureInfo.InvariantCulture, $"{(applied ? 'A' : 'X')} {op.Seq}\n"));
         if (applied)
         {
             Apply(op);
         }
 
         _pending = null;
-    }
-
-    private static void Append(FileStream journal, string line)
-    {
-        journal.Write(Encoding.ASCII.GetBytes(line));
-        journal.Flush();
     }
 
     private void LoadJournal()

@@ -22,11 +22,7 @@ internal sealed record Arguments(BladeEndpoint Blade, string TokenFile, uint Nod
 {
     public static Arguments? Parse(string[] args)
     {
-        var values = new Dictionary<string, string>();
-        for (var i = 0; i + 1 < args.Length; i += 2)
-        {
-            values[args[i]] = args[i + 1];
-        }
+        var values = WorkerProcess.Options(args, first: 0);
 
         try
         {
@@ -62,15 +58,8 @@ internal sealed class Worker(Arguments arguments)
         var connector = Connectors.For(arguments.Fabric);
         while (true)
         {
-            WorkingNodeHeap heap;
-            try
+            if (await WorkerProcess.OpenHeapAsync(arguments.Blade, arguments.NodeId, token, connector, $"worker {arguments.NodeId}").ConfigureAwait(false) is not { } heap)
             {
-                heap = await RemoteNode.OpenHeapAsync([arguments.Blade], arguments.NodeId, token, connector,
-                    remoteOptions: new RemoteBladeOptions { RetryFor = TimeSpan.FromSeconds(30), NodeName = $"worker {arguments.NodeId}" }).ConfigureAwait(false);
-            }
-            catch (FabricException ex)
-            {
-                Console.WriteLine($"UNREACHABLE {ex.Message}");
                 return 4;
             }
 
@@ -87,10 +76,9 @@ internal sealed class Worker(Arguments arguments)
                 await heap.Blades[0].Connection.DisposeAsync().ConfigureAwait(false);
                 return 0;
             }
-            catch (Exception ex) when (ex is FabricException or ProtocolStallException or TimeoutException)
+            catch (Exception ex) when (WorkerProcess.IsBladeLost(ex))
             {
-                Console.WriteLine($"BLADE-LOST {ex.GetType().Name}: {ex.Message}");
-                await heap.Blades[0].Connection.DisposeAsync().ConfigureAwait(false);
+                await WorkerProcess.ReportBladeLostAsync(heap, ex).ConfigureAwait(false);
             }
         }
     }
@@ -138,13 +126,13 @@ internal sealed class Worker(Arguments arguments)
                 var ptr = await heap.AllocateAsync(size).ConfigureAwait(false);
                 await heap.WriteAndPersistAsync(ptr, Payload(sequence, size)).ConfigureAwait(false);
                 // Acknowledged only now: the journal records what the application may rely on after a crash.
-                Append(journal, $"A {ptr.Packed} {sequence} {size}\n");
+                WorkerProcess.Append(journal, $"A {ptr.Packed} {sequence} {size}\n");
                 _live[ptr.Packed] = (sequence, size);
             }
             else
             {
                 var victim = _live.Keys.ElementAt(_random.Next(_live.Count));
-                Append(journal, $"F {victim}\n");
+                WorkerProcess.Append(journal, $"F {victim}\n");
                 _live.Remove(victim);
                 await heap.FreeAsync(RemotePtr.FromPacked(victim)).ConfigureAwait(false);
             }
@@ -154,12 +142,6 @@ internal sealed class Worker(Arguments arguments)
                 await heap.PublishEpochsAsync().ConfigureAwait(false);
             }
         }
-    }
-
-    private static void Append(FileStream journal, string line)
-    {
-        journal.Write(Encoding.ASCII.GetBytes(line));
-        journal.Flush();
     }
 
     private static byte[] Payload(long sequence, int size)
