@@ -188,11 +188,7 @@ public sealed class CompactionTests
         await CheckApplicationAsync(app);
 
         // Once its epoch passes, blade 1 has no slab of this node left.
-        for (int i = 0; i < 3; i++)
-        {
-            await heap.PublishEpochsAsync();
-            blades[1].Agent.RunOnce();
-        }
+        await PassFreedEpochsAsync(heap, blades[1]);
 
         blades[1].Image.Scan().DurablyOwnedBy(0).ShouldBeEmpty();
     }
@@ -214,22 +210,14 @@ public sealed class CompactionTests
         await CheckApplicationAsync(app);
 
         // The returned spans are reused once their epoch passes; the evacuation needs room on blade 0.
-        for (int i = 0; i < 3; i++)
-        {
-            await heap.PublishEpochsAsync();
-            blades[0].Agent.RunOnce();
-        }
+        await PassFreedEpochsAsync(heap, blades[0]);
 
         var migration = await heap.CompactAsync(app.RelocateAsync, new CompactionOptions { EvacuateBlade = 1 });
         migration.ObjectsMoved.ShouldBeGreaterThan(0);
         heap.OwnedSlabIndexes(1).ShouldBeEmpty();
         app.Reachable().ShouldAllBe(p => p.BladeId == 0);
         await CheckApplicationAsync(app);
-        for (int i = 0; i < 3; i++)
-        {
-            await heap.PublishEpochsAsync();
-            blades[1].Agent.RunOnce();
-        }
+        await PassFreedEpochsAsync(heap, blades[1]);
 
         blades[1].Image.Scan().DurablyOwnedBy(0).ShouldBeEmpty();
     }
@@ -342,6 +330,16 @@ public sealed class CompactionTests
     }
 
     /// <summary>No agent thread: a node that waits for the ring or its areas runs one pass of every blade's agent.</summary>
+    /// <summary>Three rounds of (the node publishes its epochs, the blade's agent runs a pass): enough for the slabs the node freed to be reclaimed.</summary>
+    private static async Task PassFreedEpochsAsync(WorkingNodeHeap heap, EmbeddedBlade blade)
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            await heap.PublishEpochsAsync();
+            blade.Agent.RunOnce();
+        }
+    }
+
     private static ProtocolOptions AgentInBackoff(EmbeddedBlade[] blades) => new()
     {
         Backoff = (_, _) =>
