@@ -142,7 +142,11 @@ public readonly record struct SlabRecord(ulong Index, SlabState State, bool Allo
 /// <param name="Sequencer">Its sequencer: tickets below it were taken.</param>
 /// <param name="FilledThroughTicket">Its entries for tickets below this were filled.</param>
 /// <param name="Slots">Its entries, by index.</param>
-public sealed record RingState(SlabRing Ring, ulong Sequencer, ulong FilledThroughTicket, IReadOnlyList<RingSlot> Slots);
+public sealed record RingState(SlabRing Ring, ulong Sequencer, ulong FilledThroughTicket, IReadOnlyList<RingSlot> Slots)
+{
+    /// <summary>Entries filled for tickets nobody has taken yet: what nodes can acquire with no agent pass.</summary>
+    public ulong Waiting => FilledThroughTicket > Sequencer ? FilledThroughTicket - Sequencer : 0;
+}
 
 /// <summary>One ring entry.</summary>
 /// <param name="Index">Its index in the ring.</param>

@@ -301,7 +301,7 @@ internal static class BenchCommand
                 agentPassesBetweenPhases++;
                 var state = blade.Image.Scan();
                 // The phase may take no more tickets from any ring the policy may use than that ring has filled entries.
-                ulong ready = plan.Classes.Min(c => state.Rings[c].FilledThroughTicket > state.Rings[c].Sequencer ? state.Rings[c].FilledThroughTicket - state.Rings[c].Sequencer : 0);
+                ulong ready = plan.Classes.Min(c => state.Rings[c].Waiting);
                 if (ready == 0)
                 {
                     throw new CliFailureException($"the bench blade has no free slab left after {allocated} objects (this is a bug in bench's sizing).");

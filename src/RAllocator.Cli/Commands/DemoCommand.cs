@@ -264,7 +264,7 @@ internal static class DemoCommand
             + $"{cost.FetchAdds} FETCH_AND_ADD on that span ring's sequencer + {cost.Reads} READ, {cost.RoundTrips} round trips, as for any slab.");
     }
 
-    private static ulong Ready(BladeState state) => state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0;
+    private static ulong Ready(BladeState state) => state.Rings[0].Waiting;
 
     private static string Owners(BladeState state) => state.OwnedByNode.Count == 0
         ? "none"

@@ -296,13 +296,14 @@ internal static class RemoteBench
         var deadline = Stopwatch.GetTimestamp() + 30 * Stopwatch.Frequency;
         while (true)
         {
-            await client.Connection.ReadAsync(BladeLayout.SequencerOffset + SequencerBlock.Offsets.Sequencer, word, cancellationToken).ConfigureAwait(false);
+            var ring = client.Rings[0];
+            await client.Connection.ReadAsync(ring.SequencerOffset, word, cancellationToken).ConfigureAwait(false);
             ulong sequencer = BitConverter.ToUInt64(word);
             long ready = 0;
-            while (ready < Math.Min(wanted, client.Geometry.RingCapacity))
+            while (ready < Math.Min(wanted, ring.Capacity))
             {
                 ulong ticket = sequencer + (ulong)ready;
-                await client.Connection.ReadAsync(client.Layout.RingElementOffset((long)(ticket % client.Geometry.RingCapacity)), word, cancellationToken).ConfigureAwait(false);
+                await client.Connection.ReadAsync(ring.EntryOffset(ticket), word, cancellationToken).ConfigureAwait(false);
                 var entry = RingEntryWord.Unpack(BitConverter.ToUInt64(word));
                 if (!entry.IsFor(ticket) || entry.Kind != RingEntryKind.Slab)
                 {

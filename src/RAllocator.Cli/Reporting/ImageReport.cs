@@ -110,7 +110,7 @@ internal sealed record ImageReport(
             Rings: state.Rings.Select(ring => RingReport.Of(ring, geometry, state.Slabs)).ToArray(),
             Sequencer: state.Sequencer,
             FilledThroughTicket: state.FilledThroughTicket,
-            RingReady: state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0,
+            RingReady: state.Rings[0].Waiting,
             GlobalEpoch: state.GlobalEpoch,
             PendingIntent: state.PendingIntent is { } intent ? $"{intent.Kind} slab {intent.SlabIndex} node {intent.Node}" : null,
             Consistent: state.IsConsistent,
@@ -219,7 +219,7 @@ internal sealed record RingReport(
             Sequencer: state.Sequencer,
             FillMark: state.FilledThroughTicket,
             TicketsTaken: state.Sequencer > ring.FirstTicket ? state.Sequencer - ring.FirstTicket : 0,
-            Waiting: state.FilledThroughTicket > state.Sequencer ? state.FilledThroughTicket - state.Sequencer : 0,
+            Waiting: state.Waiting,
             FreeAlignedRuns: CountFreeAlignedRuns(slabs, ring.Span));
     }
 
